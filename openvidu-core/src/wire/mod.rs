@@ -1,0 +1,4 @@
+//! Serde types whose JSON is byte for byte the shape of OpenVidu 2.20.
+
+pub mod rest;
+pub mod webhook;
