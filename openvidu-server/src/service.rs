@@ -1,0 +1,376 @@
+//! The operations of a master node, shared by the REST API and (with the media issue) the
+//! signalling: each one is a core rule plus one store operation plus the events it causes.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openvidu_core::id::{ConnectionId, IdGenerator, RecordingId, SessionId, StreamId, Token};
+use openvidu_core::model::{
+    Connection, ConnectionProperties, ConnectionType, EndReason, Millis, OpenViduRole, Recording,
+    Session, SessionProperties,
+};
+use openvidu_core::rules;
+use openvidu_core::wire::rest::{RecordingPropertiesJson, RequestDefaults};
+use openvidu_core::wire::webhook::{ParticipantInfo, SessionRef, WebhookEvent};
+use openvidu_core::RequestError;
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::events::Events;
+use crate::recordings::{RecordingFolder, RecordingStoreError};
+use crate::store::{ConnectionUpdate, SessionSnapshot, Store, StoreError};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+}
+
+/// Why an operation failed, before a transport decides how to say it.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// Bad parameters.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// Unknown session.
+    #[error("session {0} not found")]
+    SessionNotFound(SessionId),
+    /// Custom session id taken.
+    #[error("session {0} already exists")]
+    SessionExists(SessionId),
+    /// Unknown connection.
+    #[error("connection {0} not found")]
+    ConnectionNotFound(ConnectionId),
+    /// Unknown stream.
+    #[error("stream {0} not found")]
+    StreamNotFound(StreamId),
+    /// The stream belongs to an IP camera: delete the connection instead.
+    #[error("stream {0} belongs to an IPCAM connection")]
+    IpcamStream(StreamId),
+    /// Nobody joined the session yet.
+    #[error("session {0} is not active")]
+    SessionNotActive(SessionId),
+    /// A signal names connections that are not in the session.
+    #[error("signal recipients not in the session: {0:?}")]
+    UnknownRecipients(Vec<String>),
+    /// Recording is disabled (OPENVIDU_RECORDING=false).
+    #[error("recording is disabled")]
+    RecordingDisabled,
+    /// Recording cannot start now (HTTP status of spec §1.4).
+    #[error("recording cannot start in session {session}")]
+    RecordingRefused {
+        /// The session.
+        session: SessionId,
+        /// 406 or 409.
+        status: u16,
+    },
+    /// Unknown recording.
+    #[error("recording {0} not found")]
+    RecordingNotFound(RecordingId),
+    /// The recording is in progress.
+    #[error("recording {0} is in progress")]
+    RecordingInProgress(RecordingId),
+    /// Media is not available on this node.
+    #[error("{0}")]
+    MediaUnavailable(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(StoreError),
+    /// File system failure.
+    #[error("storage: {0}")]
+    Io(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::SessionNotFound(s) => Self::SessionNotFound(s),
+            StoreError::SessionExists(s) => Self::SessionExists(s),
+            StoreError::ConnectionNotFound(c) => Self::ConnectionNotFound(c),
+            StoreError::StreamNotFound(s) => Self::StreamNotFound(s),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<RecordingStoreError> for ServiceError {
+    fn from(e: RecordingStoreError) -> Self {
+        match e {
+            RecordingStoreError::NotFound(id) => Self::RecordingNotFound(id),
+            RecordingStoreError::InProgress(id) => Self::RecordingInProgress(id),
+            RecordingStoreError::Io(e) => Self::Io(e.to_string()),
+        }
+    }
+}
+
+struct Inner {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    ids: Arc<dyn IdGenerator>,
+    events: Events,
+    recordings: RecordingFolder,
+    public_url: String,
+    ws_url: String,
+}
+
+/// The master node's operations. Cheap to clone.
+#[derive(Clone)]
+pub struct OpenViduService {
+    inner: Arc<Inner>,
+}
+
+impl OpenViduService {
+    /// Services over `store`, minting ids with `ids`, emitting into `events`.
+    pub fn new(
+        config: Arc<Config>,
+        public_url: String,
+        store: Arc<dyn Store>,
+        ids: Arc<dyn IdGenerator>,
+        events: Events,
+    ) -> Self {
+        let ws_url = Token::ws_url_from_public_url(&public_url);
+        let recordings = RecordingFolder::new(config.recording_path.clone(), public_url.clone());
+        Self { inner: Arc::new(Inner { config, store, ids, events, recordings, public_url, ws_url }) }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The public URL (`OPENVIDU_PUBLICURL` or derived).
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// Defaults request bodies fall back to.
+    pub fn request_defaults(&self) -> RequestDefaults {
+        let mut d = RequestDefaults::default();
+        d.forced_video_codec = self.config().forced_video_codec;
+        d.allow_transcoding = self.config().allow_transcoding;
+        d
+    }
+
+    /// Creates a session (POST /sessions).
+    pub async fn create_session(
+        &self,
+        custom_id: Option<SessionId>,
+        properties: SessionProperties,
+    ) -> Result<Session, ServiceError> {
+        let id = custom_id.unwrap_or_else(|| self.inner.ids.session_id());
+        let session = Session::new(id, now_ms(), properties);
+        self.inner.store.create_session(session.clone()).await?;
+        tracing::info!(session_id = %session.id, "session created");
+        self.inner.events.emit(WebhookEvent::SessionCreated {
+            session: SessionRef::from(&session),
+            timestamp: session.created_at,
+        });
+        Ok(session)
+    }
+
+    /// A session and its connections.
+    pub async fn session(&self, id: &SessionId) -> Result<SessionSnapshot, ServiceError> {
+        self.inner.store.session(id).await?.ok_or_else(|| ServiceError::SessionNotFound(id.clone()))
+    }
+
+    /// Every session.
+    pub async fn sessions(&self) -> Result<Vec<SessionSnapshot>, ServiceError> {
+        Ok(self.inner.store.sessions().await?)
+    }
+
+    /// Closes a session (DELETE /sessions/{id}): evicts everyone, emits the end events.
+    pub async fn close_session(&self, id: &SessionId, reason: EndReason) -> Result<(), ServiceError> {
+        let snapshot = self
+            .inner
+            .store
+            .remove_session(id)
+            .await?
+            .ok_or_else(|| ServiceError::SessionNotFound(id.clone()))?;
+        let now = now_ms();
+        let session_ref = SessionRef::from(&snapshot.session);
+        for c in snapshot.active_connections() {
+            self.emit_participant_left(&session_ref, c, now, reason);
+        }
+        self.inner.events.emit(WebhookEvent::SessionDestroyed {
+            session: session_ref,
+            timestamp: now,
+            start_time: snapshot.session.created_at,
+            reason,
+        });
+        tracing::info!(session_id = %id, ?reason, "session closed");
+        Ok(())
+    }
+
+    fn emit_participant_left(&self, session: &SessionRef, c: &Connection, now: Millis, reason: EndReason) {
+        if let Some(a) = &c.active {
+            self.inner.events.emit(WebhookEvent::ParticipantLeft {
+                session: session.clone(),
+                timestamp: now,
+                start_time: a.active_at,
+                reason,
+                participant: ParticipantInfo {
+                    connection_id: c.id.clone(),
+                    location: a.location.clone(),
+                    ip: a.ip.clone(),
+                    platform: a.platform.clone(),
+                    client_data: a.client_data.clone(),
+                    server_data: c.properties.data.clone(),
+                },
+            });
+        }
+    }
+
+    /// Creates a pending connection with its token (POST …/connection and POST /tokens).
+    pub async fn create_connection(
+        &self,
+        session: &SessionId,
+        properties: ConnectionProperties,
+    ) -> Result<Connection, ServiceError> {
+        if properties.connection_type == ConnectionType::Ipcam {
+            return Err(ServiceError::MediaUnavailable(
+                "IP cameras need a media node, which this node does not run yet".into(),
+            ));
+        }
+        let ids = &self.inner.ids;
+        let token_id = ids.token_id();
+        let token = Token { ws_url: self.inner.ws_url.clone(), session_id: session.clone(), token_id: token_id.clone() };
+        let connection =
+            Connection::pending(ids.connection_id(), session.clone(), now_ms(), properties, Some(token.to_string()));
+        self.inner.store.create_connection(connection.clone(), token_id).await?;
+        tracing::debug!(session_id = %session, connection_id = %connection.id, "connection created");
+        Ok(connection)
+    }
+
+    /// Changes a connection's role/record (PATCH …/connection/{id}).
+    pub async fn update_connection(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+        role: Option<OpenViduRole>,
+        record: Option<bool>,
+    ) -> Result<ConnectionUpdate, ServiceError> {
+        Ok(self.inner.store.update_connection(session, connection, role, record).await?)
+    }
+
+    /// Force-disconnects a connection: evicts an active one, invalidates a pending one.
+    pub async fn force_disconnect(&self, session: &SessionId, connection: &ConnectionId) -> Result<(), ServiceError> {
+        let removed = self.inner.store.remove_connection(session, connection).await?;
+        if removed.active.is_some() {
+            if let Some(snapshot) = self.inner.store.session(session).await? {
+                self.emit_participant_left(
+                    &SessionRef::from(&snapshot.session),
+                    &removed,
+                    now_ms(),
+                    EndReason::ForceDisconnectByServer,
+                );
+            }
+        }
+        tracing::info!(session_id = %session, connection_id = %connection, "connection force-disconnected");
+        Ok(())
+    }
+
+    /// Force-unpublishes a stream (DELETE …/stream/{id}).
+    pub async fn force_unpublish(&self, session: &SessionId, stream: &StreamId) -> Result<(), ServiceError> {
+        let snapshot = self.session(session).await?;
+        if !snapshot.session.active {
+            return Err(ServiceError::SessionNotActive(session.clone()));
+        }
+        let owner = snapshot
+            .connections
+            .iter()
+            .find(|c| c.publishers.iter().any(|p| &p.stream_id == stream))
+            .ok_or_else(|| ServiceError::StreamNotFound(stream.clone()))?;
+        if owner.properties.connection_type == ConnectionType::Ipcam {
+            return Err(ServiceError::IpcamStream(stream.clone()));
+        }
+        Err(ServiceError::MediaUnavailable("no media node holds this stream".into()))
+    }
+
+    /// Sends a signal from the server (POST /signal).
+    pub async fn signal(
+        &self,
+        session: &SessionId,
+        to: &[String],
+        signal_type: String,
+        data: String,
+    ) -> Result<(), ServiceError> {
+        let snapshot = self.session(session).await?;
+        if !snapshot.session.active {
+            return Err(ServiceError::SessionNotActive(session.clone()));
+        }
+        let active: Vec<&Connection> = snapshot.active_connections().collect();
+        let recipients: Vec<ConnectionId> = if to.is_empty() {
+            active.iter().map(|c| c.id.clone()).collect()
+        } else {
+            let unknown: Vec<String> =
+                to.iter().filter(|t| !active.iter().any(|c| c.id.as_str() == t.as_str())).cloned().collect();
+            if !unknown.is_empty() {
+                return Err(ServiceError::UnknownRecipients(unknown));
+            }
+            to.iter().filter_map(|t| ConnectionId::parse(t).ok()).collect()
+        };
+        self.inner.events.emit(WebhookEvent::SignalSent {
+            session: SessionRef::from(&snapshot.session),
+            timestamp: now_ms(),
+            from: None,
+            to: recipients,
+            signal_type,
+            data,
+        });
+        Ok(())
+    }
+
+    fn require_recording(&self) -> Result<&RecordingFolder, ServiceError> {
+        if self.config().recording { Ok(&self.inner.recordings) } else { Err(ServiceError::RecordingDisabled) }
+    }
+
+    /// Starts a recording (POST /recordings/start), checking in OpenVidu's order.
+    pub async fn start_recording(
+        &self,
+        session: &SessionId,
+        properties: &RecordingPropertiesJson,
+    ) -> Result<Recording, ServiceError> {
+        self.require_recording()?;
+        let snapshot = self.session(session).await?;
+        rules::check_recording_start(&snapshot.session, snapshot.active_connections().count())
+            .map_err(|r| ServiceError::RecordingRefused { session: session.clone(), status: r.status() })?;
+        let props = properties.over(&snapshot.session.properties.default_recording_properties);
+        rules::validate_recording_properties(&props)?;
+        Err(ServiceError::MediaUnavailable(
+            "Error starting recording: no media node is available to record".into(),
+        ))
+    }
+
+    /// Stops a recording.
+    pub async fn stop_recording(&self, id: &RecordingId) -> Result<Recording, ServiceError> {
+        self.require_recording()?;
+        // Only recordings in progress on a media node can be stopped; none runs here yet.
+        Err(ServiceError::RecordingNotFound(id.clone()))
+    }
+
+    /// One recording.
+    pub async fn recording(&self, id: &RecordingId) -> Result<Recording, ServiceError> {
+        Ok(self.require_recording()?.get(id).await?)
+    }
+
+    /// Every recording.
+    pub async fn recordings(&self) -> Result<Vec<Recording>, ServiceError> {
+        Ok(self.require_recording()?.list().await?)
+    }
+
+    /// Deletes a recording.
+    pub async fn delete_recording(&self, id: &RecordingId) -> Result<(), ServiceError> {
+        Ok(self.require_recording()?.delete(id).await?)
+    }
+
+    /// Removes never-joined sessions older than the garbage threshold. OpenVidu CE emits no
+    /// webhook for them, and neither do we.
+    pub async fn collect_garbage(&self) -> Result<Vec<Session>, ServiceError> {
+        let threshold = self.config().garbage_threshold.as_millis() as Millis;
+        let removed = self.inner.store.remove_inactive_sessions(now_ms().saturating_sub(threshold)).await?;
+        for s in &removed {
+            tracing::info!(session_id = %s.id, "garbage collector removed a never-joined session");
+        }
+        Ok(removed)
+    }
+}

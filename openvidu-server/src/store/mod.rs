@@ -1,0 +1,118 @@
+//! The shared state of a master node behind the [`Store`] trait.
+//!
+//! Every method is one atomic transition, named after it, that takes what the caller expects and
+//! returns a conflict as a typed outcome; callers never stitch a read and a write. The in-memory
+//! [`MemoryStore`] is the default; a Redis implementation with the same contract serves several
+//! masters (each multi-key method becomes one Lua script there).
+
+mod memory;
+
+use async_trait::async_trait;
+use openvidu_core::id::{ConnectionId, SessionId, StreamId, TokenId};
+use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Session};
+use thiserror::Error;
+
+pub use memory::MemoryStore;
+
+/// A session with its connections, in creation order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSnapshot {
+    /// The session.
+    pub session: Session,
+    /// Its connections, pending and active.
+    pub connections: Vec<Connection>,
+}
+
+impl SessionSnapshot {
+    /// The connection with this id.
+    pub fn connection(&self, id: &ConnectionId) -> Option<&Connection> {
+        self.connections.iter().find(|c| &c.id == id)
+    }
+
+    /// Active connections.
+    pub fn active_connections(&self) -> impl Iterator<Item = &Connection> {
+        self.connections.iter().filter(|c| c.active.is_some())
+    }
+}
+
+/// Why a store operation did not happen.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No session with this id.
+    #[error("session {0} not found")]
+    SessionNotFound(SessionId),
+    /// A session with this id exists already.
+    #[error("session {0} already exists")]
+    SessionExists(SessionId),
+    /// No connection with this id in the session.
+    #[error("connection {0} not found")]
+    ConnectionNotFound(ConnectionId),
+    /// No usable token with this id.
+    #[error("token not found or already used")]
+    TokenNotFound,
+    /// No such stream.
+    #[error("stream {0} not found")]
+    StreamNotFound(StreamId),
+    /// The backend failed (Redis down, …); the operation may not have happened.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What an update changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionUpdate {
+    /// The connection after the update.
+    pub connection: Connection,
+    /// Whether anything changed.
+    pub changed: bool,
+}
+
+/// The state shared by the masters. Each method is atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Adds a new session; fails with `SessionExists` if the id is taken.
+    async fn create_session(&self, session: Session) -> Result<(), StoreError>;
+
+    /// A session and its connections.
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError>;
+
+    /// Every session.
+    async fn sessions(&self) -> Result<Vec<SessionSnapshot>, StoreError>;
+
+    /// Removes a session with its connections and tokens; returns what was removed.
+    async fn remove_session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError>;
+
+    /// Removes every never-activated session created before `created_before`; returns them.
+    async fn remove_inactive_sessions(&self, created_before: Millis) -> Result<Vec<Session>, StoreError>;
+
+    /// Adds a pending connection, usable with `token`.
+    async fn create_connection(&self, connection: Connection, token: TokenId) -> Result<(), StoreError>;
+
+    /// Removes a connection (pending or active); its token can no longer be used.
+    async fn remove_connection(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+    ) -> Result<Connection, StoreError>;
+
+    /// Uses a token: its pending connection becomes active, the session active. Once only.
+    async fn activate_connection(
+        &self,
+        session: &SessionId,
+        token: &TokenId,
+        info: ActiveInfo,
+    ) -> Result<Connection, StoreError>;
+
+    /// Changes a connection's role and/or record flag.
+    async fn update_connection(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+        role: Option<OpenViduRole>,
+        record: Option<bool>,
+    ) -> Result<ConnectionUpdate, StoreError>;
+}
+
+#[cfg(test)]
+pub(crate) mod conformance;
