@@ -161,7 +161,8 @@ mod tests {
             status,
         };
         let mut r = json.into_model();
-        r.properties = RecordingProperties { name: id.into(), ..Default::default() };
+        r.properties = RecordingProperties::default();
+        r.properties.name = id.into();
         r
     }
 

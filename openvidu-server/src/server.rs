@@ -122,7 +122,7 @@ impl ServerBuilder {
 
     /// Binds, starts the background tasks and serves. Must run inside a tokio runtime.
     pub async fn start(self) -> Result<RunningServer, ServerError> {
-        let config = self.config;
+        let mut config = self.config;
         config.validate()?;
         let _ = rustls::crypto::ring::default_provider().install_default();
 
@@ -131,6 +131,7 @@ impl ServerBuilder {
         listener.set_nonblocking(true).map_err(|source| ServerError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
 
+        config.port = local.port();
         let scheme = if config.https { "https" } else { "http" };
         let host = match (&config.domain_or_public_ip, local.ip()) {
             (Some(d), _) => d.clone(),
