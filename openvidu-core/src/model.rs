@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId, TypeOfVideo};
 
+mod builder;
+pub use builder::{
+    ConnectionPropertiesBuilder, KurentoOptionsBuilder, RecordingPropertiesBuilder,
+    SessionPropertiesBuilder,
+};
+
 /// Milliseconds since the Unix epoch, as OpenVidu stamps every object.
 pub type Millis = u64;
 
@@ -309,7 +315,14 @@ pub struct Session {
 impl Session {
     /// A session created now with these properties.
     pub fn new(id: SessionId, created_at: Millis, properties: SessionProperties) -> Self {
-        Self { id, created_at, properties, active: false, recording: false, media_node_id: None }
+        Self {
+            id,
+            created_at,
+            properties,
+            active: false,
+            recording: false,
+            media_node_id: None,
+        }
     }
 
     /// `<sessionId>_<createdAt>`, the id of this incarnation of the session in CDR and webhooks.
@@ -336,8 +349,19 @@ pub struct ActiveInfo {
 
 impl ActiveInfo {
     /// What a participant that joined `at` from `ip` told about itself.
-    pub fn new(active_at: Millis, ip: Option<String>, platform: String, client_data: String) -> Self {
-        Self { active_at, location: "unknown".to_owned(), ip, platform, client_data }
+    pub fn new(
+        active_at: Millis,
+        ip: Option<String>,
+        platform: String,
+        client_data: String,
+    ) -> Self {
+        Self {
+            active_at,
+            location: "unknown".to_owned(),
+            ip,
+            platform,
+            client_data,
+        }
     }
 }
 
@@ -430,7 +454,11 @@ impl Connection {
 
     /// Pending or active.
     pub fn status(&self) -> ConnectionStatus {
-        if self.active.is_some() { ConnectionStatus::Active } else { ConnectionStatus::Pending }
+        if self.active.is_some() {
+            ConnectionStatus::Active
+        } else {
+            ConnectionStatus::Pending
+        }
     }
 
     /// The address the client connected from (`Connection.ip`), once active.

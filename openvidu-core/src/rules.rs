@@ -29,12 +29,26 @@ pub fn can_moderate(role: OpenViduRole) -> bool {
 
 /// Checks a role may publish.
 pub fn check_publish(role: OpenViduRole) -> Result<(), RuleError> {
-    if can_publish(role) { Ok(()) } else { Err(RuleError::NotAllowed { role, action: "publish" }) }
+    if can_publish(role) {
+        Ok(())
+    } else {
+        Err(RuleError::NotAllowed {
+            role,
+            action: "publish",
+        })
+    }
 }
 
 /// Checks a role may moderate.
 pub fn check_moderate(role: OpenViduRole) -> Result<(), RuleError> {
-    if can_moderate(role) { Ok(()) } else { Err(RuleError::NotAllowed { role, action: "moderate" }) }
+    if can_moderate(role) {
+        Ok(())
+    } else {
+        Err(RuleError::NotAllowed {
+            role,
+            action: "moderate",
+        })
+    }
 }
 
 /// Whether a recording may go from `from` to `to` (spec §3.2).

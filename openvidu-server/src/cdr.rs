@@ -32,7 +32,12 @@ pub async fn run(dir: PathBuf, mut rx: mpsc::Receiver<WebhookEvent>) {
         let name = file_name(OffsetDateTime::now_utc(), start);
         if current.as_ref().map(|(n, _)| n != &name).unwrap_or(true) {
             let path = dir.join(&name);
-            match tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await {
+            match tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .await
+            {
                 Ok(f) => current = Some((name, f)),
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "CDR file cannot be opened");

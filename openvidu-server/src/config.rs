@@ -28,7 +28,10 @@ pub enum ConfigError {
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { name, reason: reason.into() }
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
 }
 
 /// Who receives `recordingStarted`/`recordingStopped` notifications.
@@ -60,7 +63,11 @@ impl RecordingNotification {
 
 /// Command-line flags and environment variables of `openvidu-server`.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "openvidu-server", version, about = "openvidu-rs master node (OpenVidu 2.20 compatible)")]
+#[command(
+    name = "openvidu-server",
+    version,
+    about = "openvidu-rs master node (OpenVidu 2.20 compatible)"
+)]
 pub struct Args {
     /// Secret of the REST API (user OPENVIDUAPP). Required; [a-zA-Z0-9_-] only.
     #[arg(long, env = "OPENVIDU_SECRET", hide_env_values = true)]
@@ -96,19 +103,36 @@ pub struct Args {
     #[arg(long, env = "OPENVIDU_RECORDING", default_value_t = false, action = ArgAction::Set)]
     pub openvidu_recording: bool,
     /// Root folder of recordings.
-    #[arg(long, env = "OPENVIDU_RECORDING_PATH", default_value = "/opt/openvidu/recordings")]
+    #[arg(
+        long,
+        env = "OPENVIDU_RECORDING_PATH",
+        default_value = "/opt/openvidu/recordings"
+    )]
     pub openvidu_recording_path: PathBuf,
     /// Serve recordings without authentication.
     #[arg(long, env = "OPENVIDU_RECORDING_PUBLIC_ACCESS", default_value_t = false, action = ArgAction::Set)]
     pub openvidu_recording_public_access: bool,
     /// Who is notified of recordings.
-    #[arg(long, env = "OPENVIDU_RECORDING_NOTIFICATION", value_enum, default_value = "publisher_moderator")]
+    #[arg(
+        long,
+        env = "OPENVIDU_RECORDING_NOTIFICATION",
+        value_enum,
+        default_value = "publisher_moderator"
+    )]
     pub openvidu_recording_notification: RecordingNotification,
     /// Root folder of custom layouts.
-    #[arg(long, env = "OPENVIDU_RECORDING_CUSTOM_LAYOUT", default_value = "/opt/openvidu/custom-layout")]
+    #[arg(
+        long,
+        env = "OPENVIDU_RECORDING_CUSTOM_LAYOUT",
+        default_value = "/opt/openvidu/custom-layout"
+    )]
     pub openvidu_recording_custom_layout: PathBuf,
     /// Seconds before an unattended recording stops.
-    #[arg(long, env = "OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", default_value_t = 120)]
+    #[arg(
+        long,
+        env = "OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT",
+        default_value_t = 120
+    )]
     pub openvidu_recording_autostop_timeout: u64,
     /// Base URL the composer uses to reach this server.
     #[arg(long, env = "OPENVIDU_RECORDING_COMPOSED_URL", default_value = "")]
@@ -129,28 +153,56 @@ pub struct Args {
     #[arg(long, env = "OPENVIDU_WEBHOOK_EVENTS")]
     pub openvidu_webhook_events: Option<String>,
     /// Max kbps received from a publisher (0 = unconstrained).
-    #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH",
+        default_value_t = 1000
+    )]
     pub openvidu_streams_video_max_recv_bandwidth: u32,
     /// Min kbps received from a publisher.
-    #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH",
+        default_value_t = 300
+    )]
     pub openvidu_streams_video_min_recv_bandwidth: u32,
     /// Max kbps sent to a subscriber.
-    #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH",
+        default_value_t = 1000
+    )]
     pub openvidu_streams_video_max_send_bandwidth: u32,
     /// Min kbps sent to a subscriber.
-    #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH",
+        default_value_t = 300
+    )]
     pub openvidu_streams_video_min_send_bandwidth: u32,
     /// Forced codec: VP8, VP9, H264 or NONE.
-    #[arg(long, env = "OPENVIDU_STREAMS_FORCED_VIDEO_CODEC", default_value = "VP8")]
+    #[arg(
+        long,
+        env = "OPENVIDU_STREAMS_FORCED_VIDEO_CODEC",
+        default_value = "VP8"
+    )]
     pub openvidu_streams_forced_video_codec: String,
     /// Allow transcoding.
     #[arg(long, env = "OPENVIDU_STREAMS_ALLOW_TRANSCODING", default_value_t = false, action = ArgAction::Set)]
     pub openvidu_streams_allow_transcoding: bool,
     /// Seconds between garbage collections of never-joined sessions (0 = off).
-    #[arg(long, env = "OPENVIDU_SESSIONS_GARBAGE_INTERVAL", default_value_t = 900)]
+    #[arg(
+        long,
+        env = "OPENVIDU_SESSIONS_GARBAGE_INTERVAL",
+        default_value_t = 900
+    )]
     pub openvidu_sessions_garbage_interval: u64,
     /// Minimum age in seconds of a never-joined session before it is collected.
-    #[arg(long, env = "OPENVIDU_SESSIONS_GARBAGE_THRESHOLD", default_value_t = 3600)]
+    #[arg(
+        long,
+        env = "OPENVIDU_SESSIONS_GARBAGE_THRESHOLD",
+        default_value_t = 3600
+    )]
     pub openvidu_sessions_garbage_threshold: u64,
     /// Serve the deprecated /api, /config, /cdr, /recordings paths.
     #[arg(long, env = "SUPPORT_DEPRECATED_API", default_value_t = true, action = ArgAction::Set)]
@@ -270,7 +322,10 @@ impl Config {
             let parsed = url::Url::parse(url)
                 .map_err(|e| invalid("OPENVIDU_PUBLICURL", format!("{url:?} is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(invalid("OPENVIDU_PUBLICURL", "must start with https:// or http://"));
+                return Err(invalid(
+                    "OPENVIDU_PUBLICURL",
+                    "must start with https:// or http://",
+                ));
             }
         }
         Ok(())
@@ -278,8 +333,12 @@ impl Config {
 }
 
 fn parse_json_strings(name: &'static str, text: &str) -> Result<Vec<String>, ConfigError> {
-    serde_json::from_str::<Vec<String>>(text)
-        .map_err(|e| invalid(name, format!("must be a JSON array of strings ({e}): {text}")))
+    serde_json::from_str::<Vec<String>>(text).map_err(|e| {
+        invalid(
+            name,
+            format!("must be a JSON array of strings ({e}): {text}"),
+        )
+    })
 }
 
 impl TryFrom<Args> for Config {
@@ -289,29 +348,50 @@ impl TryFrom<Args> for Config {
         let tls_files = match (a.openvidu_tls_cert, a.openvidu_tls_key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
-            _ => return Err(invalid("OPENVIDU_TLS_CERT", "OPENVIDU_TLS_CERT and OPENVIDU_TLS_KEY go together")),
+            _ => {
+                return Err(invalid(
+                    "OPENVIDU_TLS_CERT",
+                    "OPENVIDU_TLS_CERT and OPENVIDU_TLS_KEY go together",
+                ));
+            }
         };
         let webhook = if a.openvidu_webhook {
             let endpoint = url::Url::parse(&a.openvidu_webhook_endpoint).map_err(|e| {
-                invalid("OPENVIDU_WEBHOOK_ENDPOINT", format!("mandatory URL when OPENVIDU_WEBHOOK=true: {e}"))
+                invalid(
+                    "OPENVIDU_WEBHOOK_ENDPOINT",
+                    format!("mandatory URL when OPENVIDU_WEBHOOK=true: {e}"),
+                )
             })?;
-            let headers = parse_json_strings("OPENVIDU_WEBHOOK_HEADERS", &a.openvidu_webhook_headers)?
-                .into_iter()
-                .map(|h| {
-                    h.split_once(':')
-                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                        .filter(|(k, _)| !k.is_empty())
-                        .ok_or_else(|| invalid("OPENVIDU_WEBHOOK_HEADERS", format!("{h:?} is not \"Name: value\"")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let headers =
+                parse_json_strings("OPENVIDU_WEBHOOK_HEADERS", &a.openvidu_webhook_headers)?
+                    .into_iter()
+                    .map(|h| {
+                        h.split_once(':')
+                            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                            .filter(|(k, _)| !k.is_empty())
+                            .ok_or_else(|| {
+                                invalid(
+                                    "OPENVIDU_WEBHOOK_HEADERS",
+                                    format!("{h:?} is not \"Name: value\""),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
             let events = match &a.openvidu_webhook_events {
                 None => EventType::ALL.to_vec(),
                 Some(text) => parse_json_strings("OPENVIDU_WEBHOOK_EVENTS", text)?
                     .iter()
-                    .map(|e| e.parse().map_err(|r: String| invalid("OPENVIDU_WEBHOOK_EVENTS", r)))
+                    .map(|e| {
+                        e.parse()
+                            .map_err(|r: String| invalid("OPENVIDU_WEBHOOK_EVENTS", r))
+                    })
                     .collect::<Result<_, _>>()?,
             };
-            Some(WebhookConfig { endpoint, headers, events })
+            Some(WebhookConfig {
+                endpoint,
+                headers,
+                events,
+            })
         } else {
             None
         };
@@ -321,7 +401,10 @@ impl TryFrom<Args> for Config {
         .map_err(|_| {
             invalid(
                 "OPENVIDU_STREAMS_FORCED_VIDEO_CODEC",
-                format!("{:?} is not one of VP8, VP9, H264, NONE", a.openvidu_streams_forced_video_codec),
+                format!(
+                    "{:?} is not one of VP8, VP9, H264, NONE",
+                    a.openvidu_streams_forced_video_codec
+                ),
             )
         })?;
         let config = Self {

@@ -26,10 +26,10 @@ impl Events {
 
     /// Queues an event for the webhook (if its type is enabled) and the CDR.
     pub fn emit(&self, event: WebhookEvent) {
-        if let Some(tx) = &self.cdr {
-            if tx.try_send(event.clone()).is_err() {
-                tracing::warn!(event = %event.event_type(), "CDR queue full or closed; event dropped");
-            }
+        if let Some(tx) = &self.cdr
+            && tx.try_send(event.clone()).is_err()
+        {
+            tracing::warn!(event = %event.event_type(), "CDR queue full or closed; event dropped");
         }
         if let Some((tx, types)) = &self.webhook {
             let kind = event.event_type();

@@ -59,7 +59,11 @@ impl Server {
     /// An embedded server on `127.0.0.1`, any free port, self-signed TLS, random secret.
     pub fn builder() -> ServerBuilder {
         let secret = RandomIds.random_suffix(23);
-        ServerBuilder { config: Config::embedded(secret), store: None, ids: Arc::new(RandomIds) }
+        ServerBuilder {
+            config: Config::embedded(secret),
+            store: None,
+            ids: Arc::new(RandomIds),
+        }
     }
 }
 
@@ -127,9 +131,14 @@ impl ServerBuilder {
         let _ = rustls::crypto::ring::default_provider().install_default();
 
         let addr = SocketAddr::new(config.address, config.port);
-        let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
-        listener.set_nonblocking(true).map_err(|source| ServerError::Bind { addr, source })?;
-        let local = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
 
         config.port = local.port();
         let scheme = if config.https { "https" } else { "http" };
@@ -153,9 +162,11 @@ impl ServerBuilder {
         });
 
         if config.recording {
-            std::fs::create_dir_all(&config.recording_path).map_err(|source| ServerError::RecordingPath {
-                path: config.recording_path.display().to_string(),
-                source,
+            std::fs::create_dir_all(&config.recording_path).map_err(|source| {
+                ServerError::RecordingPath {
+                    path: config.recording_path.display().to_string(),
+                    source,
+                }
             })?;
         }
 
@@ -163,7 +174,11 @@ impl ServerBuilder {
         let webhook = config.webhook.clone().map(|w| {
             let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
             let events = w.events.clone();
-            tasks.push(tokio::spawn(webhook::run(w, rx, webhook::RetrySchedule::default())));
+            tasks.push(tokio::spawn(webhook::run(
+                w,
+                rx,
+                webhook::RetrySchedule::default(),
+            )));
             (tx, events)
         });
         let cdr = config.cdr_path.clone().map(|dir| {
@@ -175,7 +190,13 @@ impl ServerBuilder {
         let tls = if config.https {
             Some(match &config.tls_files {
                 Some((c, k)) => TlsMaterial::from_files(c, k)?,
-                None => TlsMaterial::self_signed(&config.domain_or_public_ip.iter().cloned().collect::<Vec<_>>())?,
+                None => TlsMaterial::self_signed(
+                    &config
+                        .domain_or_public_ip
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                )?,
             })
         } else {
             None
@@ -183,7 +204,13 @@ impl ServerBuilder {
 
         let config = Arc::new(config);
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let svc = OpenViduService::new(config.clone(), public_url.clone(), store, self.ids, Events::new(webhook, cdr));
+        let svc = OpenViduService::new(
+            config.clone(),
+            public_url.clone(),
+            store,
+            self.ids,
+            Events::new(webhook, cdr),
+        );
 
         if let Some(every) = config.garbage_interval {
             let svc = svc.clone();
@@ -228,8 +255,9 @@ impl ServerBuilder {
                 })
             }
             None => {
-                let server =
-                    axum_server::from_tcp(listener).map_err(|source| ServerError::Bind { addr, source })?.handle(serve_handle);
+                let server = axum_server::from_tcp(listener)
+                    .map_err(|source| ServerError::Bind { addr, source })?
+                    .handle(serve_handle);
                 tokio::spawn(async move {
                     if let Err(e) = server.serve(make).await {
                         tracing::error!(error = %e, "server stopped");

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use openvidu_core::RequestError;
 use openvidu_core::id::{ConnectionId, IdGenerator, RecordingId, SessionId, StreamId, Token};
 use openvidu_core::model::{
     Connection, ConnectionProperties, ConnectionType, EndReason, Millis, OpenViduRole, Recording,
@@ -12,7 +13,6 @@ use openvidu_core::model::{
 use openvidu_core::rules;
 use openvidu_core::wire::rest::{RecordingPropertiesJson, RequestDefaults};
 use openvidu_core::wire::webhook::{ParticipantInfo, SessionRef, WebhookEvent};
-use openvidu_core::RequestError;
 use thiserror::Error;
 
 use crate::config::Config;
@@ -22,7 +22,10 @@ use crate::store::{ConnectionUpdate, SessionSnapshot, Store, StoreError};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
 }
 
 /// Why an operation failed, before a transport decides how to say it.
@@ -130,7 +133,17 @@ impl OpenViduService {
     ) -> Self {
         let ws_url = Token::ws_url_from_public_url(&public_url);
         let recordings = RecordingFolder::new(config.recording_path.clone(), public_url.clone());
-        Self { inner: Arc::new(Inner { config, store, ids, events, recordings, public_url, ws_url }) }
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                ids,
+                events,
+                recordings,
+                public_url,
+                ws_url,
+            }),
+        }
     }
 
     /// The settings.
@@ -170,7 +183,11 @@ impl OpenViduService {
 
     /// A session and its connections.
     pub async fn session(&self, id: &SessionId) -> Result<SessionSnapshot, ServiceError> {
-        self.inner.store.session(id).await?.ok_or_else(|| ServiceError::SessionNotFound(id.clone()))
+        self.inner
+            .store
+            .session(id)
+            .await?
+            .ok_or_else(|| ServiceError::SessionNotFound(id.clone()))
     }
 
     /// Every session.
@@ -179,7 +196,11 @@ impl OpenViduService {
     }
 
     /// Closes a session (DELETE /sessions/{id}): evicts everyone, emits the end events.
-    pub async fn close_session(&self, id: &SessionId, reason: EndReason) -> Result<(), ServiceError> {
+    pub async fn close_session(
+        &self,
+        id: &SessionId,
+        reason: EndReason,
+    ) -> Result<(), ServiceError> {
         let snapshot = self
             .inner
             .store
@@ -201,7 +222,13 @@ impl OpenViduService {
         Ok(())
     }
 
-    fn emit_participant_left(&self, session: &SessionRef, c: &Connection, now: Millis, reason: EndReason) {
+    fn emit_participant_left(
+        &self,
+        session: &SessionRef,
+        c: &Connection,
+        now: Millis,
+        reason: EndReason,
+    ) {
         if let Some(a) = &c.active {
             self.inner.events.emit(WebhookEvent::ParticipantLeft {
                 session: session.clone(),
@@ -233,10 +260,22 @@ impl OpenViduService {
         }
         let ids = &self.inner.ids;
         let token_id = ids.token_id();
-        let token = Token { ws_url: self.inner.ws_url.clone(), session_id: session.clone(), token_id: token_id.clone() };
-        let connection =
-            Connection::pending(ids.connection_id(), session.clone(), now_ms(), properties, Some(token.to_string()));
-        self.inner.store.create_connection(connection.clone(), token_id).await?;
+        let token = Token {
+            ws_url: self.inner.ws_url.clone(),
+            session_id: session.clone(),
+            token_id: token_id.clone(),
+        };
+        let connection = Connection::pending(
+            ids.connection_id(),
+            session.clone(),
+            now_ms(),
+            properties,
+            Some(token.to_string()),
+        );
+        self.inner
+            .store
+            .create_connection(connection.clone(), token_id)
+            .await?;
         tracing::debug!(session_id = %session, connection_id = %connection.id, "connection created");
         Ok(connection)
     }
@@ -249,28 +288,44 @@ impl OpenViduService {
         role: Option<OpenViduRole>,
         record: Option<bool>,
     ) -> Result<ConnectionUpdate, ServiceError> {
-        Ok(self.inner.store.update_connection(session, connection, role, record).await?)
+        Ok(self
+            .inner
+            .store
+            .update_connection(session, connection, role, record)
+            .await?)
     }
 
     /// Force-disconnects a connection: evicts an active one, invalidates a pending one.
-    pub async fn force_disconnect(&self, session: &SessionId, connection: &ConnectionId) -> Result<(), ServiceError> {
-        let removed = self.inner.store.remove_connection(session, connection).await?;
-        if removed.active.is_some() {
-            if let Some(snapshot) = self.inner.store.session(session).await? {
-                self.emit_participant_left(
-                    &SessionRef::from(&snapshot.session),
-                    &removed,
-                    now_ms(),
-                    EndReason::ForceDisconnectByServer,
-                );
-            }
+    pub async fn force_disconnect(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+    ) -> Result<(), ServiceError> {
+        let removed = self
+            .inner
+            .store
+            .remove_connection(session, connection)
+            .await?;
+        if removed.active.is_some()
+            && let Some(snapshot) = self.inner.store.session(session).await?
+        {
+            self.emit_participant_left(
+                &SessionRef::from(&snapshot.session),
+                &removed,
+                now_ms(),
+                EndReason::ForceDisconnectByServer,
+            );
         }
         tracing::info!(session_id = %session, connection_id = %connection, "connection force-disconnected");
         Ok(())
     }
 
     /// Force-unpublishes a stream (DELETE …/stream/{id}).
-    pub async fn force_unpublish(&self, session: &SessionId, stream: &StreamId) -> Result<(), ServiceError> {
+    pub async fn force_unpublish(
+        &self,
+        session: &SessionId,
+        stream: &StreamId,
+    ) -> Result<(), ServiceError> {
         let snapshot = self.session(session).await?;
         if !snapshot.session.active {
             return Err(ServiceError::SessionNotActive(session.clone()));
@@ -283,7 +338,9 @@ impl OpenViduService {
         if owner.properties.connection_type == ConnectionType::Ipcam {
             return Err(ServiceError::IpcamStream(stream.clone()));
         }
-        Err(ServiceError::MediaUnavailable("no media node holds this stream".into()))
+        Err(ServiceError::MediaUnavailable(
+            "no media node holds this stream".into(),
+        ))
     }
 
     /// Sends a signal from the server (POST /signal).
@@ -302,12 +359,17 @@ impl OpenViduService {
         let recipients: Vec<ConnectionId> = if to.is_empty() {
             active.iter().map(|c| c.id.clone()).collect()
         } else {
-            let unknown: Vec<String> =
-                to.iter().filter(|t| !active.iter().any(|c| c.id.as_str() == t.as_str())).cloned().collect();
+            let unknown: Vec<String> = to
+                .iter()
+                .filter(|t| !active.iter().any(|c| c.id.as_str() == t.as_str()))
+                .cloned()
+                .collect();
             if !unknown.is_empty() {
                 return Err(ServiceError::UnknownRecipients(unknown));
             }
-            to.iter().filter_map(|t| ConnectionId::parse(t).ok()).collect()
+            to.iter()
+                .filter_map(|t| ConnectionId::parse(t).ok())
+                .collect()
         };
         self.inner.events.emit(WebhookEvent::SignalSent {
             session: SessionRef::from(&snapshot.session),
@@ -321,7 +383,11 @@ impl OpenViduService {
     }
 
     fn require_recording(&self) -> Result<&RecordingFolder, ServiceError> {
-        if self.config().recording { Ok(&self.inner.recordings) } else { Err(ServiceError::RecordingDisabled) }
+        if self.config().recording {
+            Ok(&self.inner.recordings)
+        } else {
+            Err(ServiceError::RecordingDisabled)
+        }
     }
 
     /// Starts a recording (POST /recordings/start), checking in OpenVidu's order.
@@ -333,7 +399,10 @@ impl OpenViduService {
         self.require_recording()?;
         let snapshot = self.session(session).await?;
         rules::check_recording_start(&snapshot.session, snapshot.active_connections().count())
-            .map_err(|r| ServiceError::RecordingRefused { session: session.clone(), status: r.status() })?;
+            .map_err(|r| ServiceError::RecordingRefused {
+                session: session.clone(),
+                status: r.status(),
+            })?;
         let props = properties.over(&snapshot.session.properties.default_recording_properties);
         rules::validate_recording_properties(&props)?;
         Err(ServiceError::MediaUnavailable(
@@ -367,7 +436,11 @@ impl OpenViduService {
     /// webhook for them, and neither do we.
     pub async fn collect_garbage(&self) -> Result<Vec<Session>, ServiceError> {
         let threshold = self.config().garbage_threshold.as_millis() as Millis;
-        let removed = self.inner.store.remove_inactive_sessions(now_ms().saturating_sub(threshold)).await?;
+        let removed = self
+            .inner
+            .store
+            .remove_inactive_sessions(now_ms().saturating_sub(threshold))
+            .await?;
         for s in &removed {
             tracing::info!(session_id = %s.id, "garbage collector removed a never-joined session");
         }

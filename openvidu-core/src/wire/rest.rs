@@ -29,7 +29,10 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// A page holding `content`.
     pub fn new(content: Vec<T>) -> Self {
-        Self { number_of_elements: content.len(), content }
+        Self {
+            number_of_elements: content.len(),
+            content,
+        }
     }
 }
 
@@ -140,7 +143,8 @@ impl RecordingPropertiesJson {
     /// COMPOSED_QUICK_START and vice versa, as OpenVidu does.
     pub fn over(&self, defaults: &RecordingProperties) -> RecordingProperties {
         let mut output_mode = self.output_mode.unwrap_or(defaults.output_mode);
-        if defaults.output_mode == OutputMode::ComposedQuickStart && output_mode == OutputMode::Composed
+        if defaults.output_mode == OutputMode::ComposedQuickStart
+            && output_mode == OutputMode::Composed
         {
             output_mode = OutputMode::ComposedQuickStart;
         }
@@ -150,12 +154,24 @@ impl RecordingPropertiesJson {
             has_video: self.has_video.unwrap_or(defaults.has_video),
             output_mode,
             recording_layout: self.recording_layout.unwrap_or(defaults.recording_layout),
-            resolution: self.resolution.clone().unwrap_or_else(|| defaults.resolution.clone()),
+            resolution: self
+                .resolution
+                .clone()
+                .unwrap_or_else(|| defaults.resolution.clone()),
             frame_rate: self.frame_rate.unwrap_or(defaults.frame_rate),
             shm_size: self.shm_size.unwrap_or(defaults.shm_size),
-            custom_layout: self.custom_layout.clone().unwrap_or_else(|| defaults.custom_layout.clone()),
-            ignore_failed_streams: self.ignore_failed_streams.unwrap_or(defaults.ignore_failed_streams),
-            media_node: self.media_node.as_ref().map(|m| m.id().clone()).or_else(|| defaults.media_node.clone()),
+            custom_layout: self
+                .custom_layout
+                .clone()
+                .unwrap_or_else(|| defaults.custom_layout.clone()),
+            ignore_failed_streams: self
+                .ignore_failed_streams
+                .unwrap_or(defaults.ignore_failed_streams),
+            media_node: self
+                .media_node
+                .as_ref()
+                .map(|m| m.id().clone())
+                .or_else(|| defaults.media_node.clone()),
         }
     }
 }
@@ -201,7 +217,10 @@ pub struct SessionJson {
 
 impl SessionJson {
     /// The JSON of `session` listing `connections` (already filtered by the caller).
-    pub fn new<'a>(session: &Session, connections: impl IntoIterator<Item = &'a Connection>) -> Self {
+    pub fn new<'a>(
+        session: &Session,
+        connections: impl IntoIterator<Item = &'a Connection>,
+    ) -> Self {
         let p = &session.properties;
         Self {
             id: session.id.clone(),
@@ -236,8 +255,12 @@ impl SessionJson {
         let mut session = Session::new(self.session_id, self.created_at, properties);
         session.recording = self.recording;
         session.media_node_id = self.media_node_id;
-        let connections: Vec<Connection> =
-            self.connections.content.into_iter().map(ConnectionJson::into_model).collect();
+        let connections: Vec<Connection> = self
+            .connections
+            .content
+            .into_iter()
+            .map(ConnectionJson::into_model)
+            .collect();
         session.active = connections.iter().any(|c| c.active.is_some());
         (session, connections)
     }
@@ -313,7 +336,11 @@ impl From<&Publisher> for PublisherJson {
                 video_active: m.has_video.then_some(m.video_active),
                 type_of_video: if m.has_video { m.type_of_video } else { None },
                 frame_rate: if m.has_video { m.frame_rate } else { None },
-                video_dimensions: if m.has_video { m.video_dimensions.clone() } else { None },
+                video_dimensions: if m.has_video {
+                    m.video_dimensions.clone()
+                } else {
+                    None
+                },
                 filter: m.filter.clone(),
             },
         }
@@ -472,7 +499,10 @@ impl From<&Connection> for ConnectionJson {
             subscribers: active.map(|_| {
                 c.subscribers
                     .iter()
-                    .map(|s| SubscriberJson { created_at: s.created_at, stream_id: s.stream_id.clone() })
+                    .map(|s| SubscriberJson {
+                        created_at: s.created_at,
+                        stream_id: s.stream_id.clone(),
+                    })
                     .collect()
             }),
         }
@@ -517,7 +547,10 @@ impl ConnectionJson {
                 .subscribers
                 .unwrap_or_default()
                 .into_iter()
-                .map(|s| Subscriber { stream_id: s.stream_id, created_at: s.created_at })
+                .map(|s| Subscriber {
+                    stream_id: s.stream_id,
+                    created_at: s.created_at,
+                })
                 .collect(),
         }
     }
@@ -769,7 +802,9 @@ impl CreateSessionRequest {
             recording_mode: self.recording_mode.unwrap_or_default(),
             default_recording_properties,
             custom_session_id: custom.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-            forced_video_codec: self.forced_video_codec.unwrap_or(defaults.forced_video_codec),
+            forced_video_codec: self
+                .forced_video_codec
+                .unwrap_or(defaults.forced_video_codec),
             allow_transcoding: self.allow_transcoding.unwrap_or(defaults.allow_transcoding),
             media_node: self.media_node.map(|m| m.id().clone()),
         };
@@ -920,22 +955,33 @@ pub struct StartRecordingRequest {
     pub properties: RecordingPropertiesJson,
 }
 
-/// Body of POST /signal.
+impl StartRecordingRequest {
+    /// A request to record `session` with `properties` (members left `None` fall back to the
+    /// session's defaults on the server).
+    pub fn new(session: SessionId, properties: RecordingPropertiesJson) -> Self {
+        Self {
+            session,
+            properties,
+        }
+    }
+}
+
+/// Body of POST /signal. Unset members are omitted when serialized (clients never send nulls).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct SignalRequest {
     /// Session id (mandatory).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     /// Target connection ids; absent or empty = everyone.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Vec<String>>,
     /// Signal type, forwarded verbatim.
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub signal_type: Option<String>,
     /// Payload.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
 }
 

@@ -22,9 +22,25 @@ fn defaults_are_openvidus() {
 fn bad_values_name_the_setting() {
     let e = parse(&["--openvidu-webhook", "true"]).unwrap_err();
     assert!(e.contains("OPENVIDU_WEBHOOK_ENDPOINT"), "{e}");
-    let e = parse(&["--openvidu-webhook", "true", "--openvidu-webhook-endpoint", "http://x/", "--openvidu-webhook-events", "[\"nodeRecovered\"]"]).unwrap_err();
+    let e = parse(&[
+        "--openvidu-webhook",
+        "true",
+        "--openvidu-webhook-endpoint",
+        "http://x/",
+        "--openvidu-webhook-events",
+        "[\"nodeRecovered\"]",
+    ])
+    .unwrap_err();
     assert!(e.contains("OPENVIDU_WEBHOOK_EVENTS"), "{e}");
-    let e = parse(&["--openvidu-webhook", "true", "--openvidu-webhook-endpoint", "http://x/", "--openvidu-webhook-headers", "[\"NoColon\"]"]).unwrap_err();
+    let e = parse(&[
+        "--openvidu-webhook",
+        "true",
+        "--openvidu-webhook-endpoint",
+        "http://x/",
+        "--openvidu-webhook-headers",
+        "[\"NoColon\"]",
+    ])
+    .unwrap_err();
     assert!(e.contains("OPENVIDU_WEBHOOK_HEADERS"), "{e}");
     let e = parse(&["--openvidu-streams-forced-video-codec", "AV1"]).unwrap_err();
     assert!(e.contains("OPENVIDU_STREAMS_FORCED_VIDEO_CODEC"), "{e}");
@@ -33,19 +49,34 @@ fn bad_values_name_the_setting() {
     assert!(parse(&["--https-port", "99999"]).is_err());
     assert!(parse(&["--openvidu-https", "maybe"]).is_err());
     let a = Args::try_parse_from(["openvidu-server", "--openvidu-secret", "bad secret"]).unwrap();
-    assert!(Config::try_from(a).unwrap_err().to_string().contains("OPENVIDU_SECRET"));
+    assert!(
+        Config::try_from(a)
+            .unwrap_err()
+            .to_string()
+            .contains("OPENVIDU_SECRET")
+    );
 }
 
 #[test]
 fn webhook_settings_parse() {
     let c = parse(&[
-        "--openvidu-webhook", "true",
-        "--openvidu-webhook-endpoint", "http://127.0.0.1:7777/hook",
-        "--openvidu-webhook-headers", "[\"Authorization: Basic abc\"]",
-        "--openvidu-webhook-events", "[\"sessionCreated\",\"signalSent\"]",
+        "--openvidu-webhook",
+        "true",
+        "--openvidu-webhook-endpoint",
+        "http://127.0.0.1:7777/hook",
+        "--openvidu-webhook-headers",
+        "[\"Authorization: Basic abc\"]",
+        "--openvidu-webhook-events",
+        "[\"sessionCreated\",\"signalSent\"]",
     ])
     .unwrap();
     let w = c.webhook.unwrap();
-    assert_eq!(w.headers, vec![("Authorization".to_owned(), "Basic abc".to_owned())]);
-    assert_eq!(w.events, vec![EventType::SessionCreated, EventType::SignalSent]);
+    assert_eq!(
+        w.headers,
+        vec![("Authorization".to_owned(), "Basic abc".to_owned())]
+    );
+    assert_eq!(
+        w.events,
+        vec![EventType::SessionCreated, EventType::SignalSent]
+    );
 }

@@ -36,7 +36,11 @@ impl Credentials {
 }
 
 /// Middleware: 401 with a Basic challenge unless the request carries the credentials.
-pub async fn require_basic_auth(State(credentials): State<Credentials>, req: Request, next: Next) -> Response {
+pub async fn require_basic_auth(
+    State(credentials): State<Credentials>,
+    req: Request,
+    next: Next,
+) -> Response {
     let ok = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -46,7 +50,10 @@ pub async fn require_basic_auth(State(credentials): State<Credentials>, req: Req
         return next.run(req).await;
     }
     let mut r = StatusCode::UNAUTHORIZED.into_response();
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"OpenVidu\""));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"OpenVidu\""),
+    );
     r
 }
 

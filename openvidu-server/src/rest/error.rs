@@ -26,12 +26,18 @@ struct ErrorMessage(String);
 impl ApiError {
     /// An empty-bodied error.
     pub fn empty(status: StatusCode) -> Self {
-        Self { status, message: None }
+        Self {
+            status,
+            message: None,
+        }
     }
 
     /// An error with OpenVidu's error JSON body.
     pub fn with_message(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: Some(message.into()) }
+        Self {
+            status,
+            message: Some(message.into()),
+        }
     }
 
     /// 400 with a message.
@@ -54,9 +60,10 @@ impl From<ServiceError> for ApiError {
                 StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST),
                 r.to_string(),
             ),
-            E::SessionNotFound(_) | E::ConnectionNotFound(_) | E::StreamNotFound(_) | E::RecordingNotFound(_) => {
-                Self::empty(StatusCode::NOT_FOUND)
-            }
+            E::SessionNotFound(_)
+            | E::ConnectionNotFound(_)
+            | E::StreamNotFound(_)
+            | E::RecordingNotFound(_) => Self::empty(StatusCode::NOT_FOUND),
             E::SessionExists(_) => Self::empty(StatusCode::CONFLICT),
             E::IpcamStream(_) => Self::empty(StatusCode::METHOD_NOT_ALLOWED),
             E::SessionNotActive(_) => Self::empty(StatusCode::NOT_ACCEPTABLE),
@@ -112,7 +119,10 @@ pub async fn error_body(req: Request, next: Next) -> Response {
         "path": path,
     });
     let (mut parts, _) = response.into_parts();
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body.to_string()))
 }

@@ -20,7 +20,11 @@ struct State {
 impl State {
     fn drop_tokens_of(&mut self, snapshot: &SessionSnapshot) {
         for c in &snapshot.connections {
-            if let Some(t) = c.token.as_deref().and_then(|t| openvidu_core::id::Token::parse(t).ok()) {
+            if let Some(t) = c
+                .token
+                .as_deref()
+                .and_then(|t| openvidu_core::id::Token::parse(t).ok())
+            {
                 self.tokens.remove(&t.token_id);
             }
         }
@@ -54,8 +58,13 @@ impl Store for MemoryStore {
             if s.sessions.contains_key(&session.id) {
                 return Err(StoreError::SessionExists(session.id));
             }
-            s.sessions
-                .insert(session.id.clone(), SessionSnapshot { session, connections: Vec::new() });
+            s.sessions.insert(
+                session.id.clone(),
+                SessionSnapshot {
+                    session,
+                    connections: Vec::new(),
+                },
+            );
             Ok(())
         })?
     }
@@ -67,7 +76,9 @@ impl Store for MemoryStore {
     async fn sessions(&self) -> Result<Vec<SessionSnapshot>, StoreError> {
         self.with(|s| {
             let mut all: Vec<_> = s.sessions.values().cloned().collect();
-            all.sort_by(|a, b| (a.session.created_at, &a.session.id).cmp(&(b.session.created_at, &b.session.id)));
+            all.sort_by(|a, b| {
+                (a.session.created_at, &a.session.id).cmp(&(b.session.created_at, &b.session.id))
+            });
             all
         })
     }
@@ -82,7 +93,10 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn remove_inactive_sessions(&self, created_before: Millis) -> Result<Vec<Session>, StoreError> {
+    async fn remove_inactive_sessions(
+        &self,
+        created_before: Millis,
+    ) -> Result<Vec<Session>, StoreError> {
         self.with(|s| {
             let ids: Vec<SessionId> = s
                 .sessions
@@ -101,13 +115,20 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn create_connection(&self, connection: Connection, token: TokenId) -> Result<(), StoreError> {
+    async fn create_connection(
+        &self,
+        connection: Connection,
+        token: TokenId,
+    ) -> Result<(), StoreError> {
         self.with(|s| {
             let snap = s
                 .sessions
                 .get_mut(&connection.session_id)
                 .ok_or_else(|| StoreError::SessionNotFound(connection.session_id.clone()))?;
-            s.tokens.insert(token, (connection.session_id.clone(), connection.id.clone()));
+            s.tokens.insert(
+                token,
+                (connection.session_id.clone(), connection.id.clone()),
+            );
             snap.connections.push(connection);
             Ok(())
         })?
@@ -141,7 +162,12 @@ impl Store for MemoryStore {
         info: ActiveInfo,
     ) -> Result<Connection, StoreError> {
         self.with(|s| {
-            let Some((sid, cid)) = s.tokens.get(token).cloned().filter(|(sid, _)| sid == session) else {
+            let Some((sid, cid)) = s
+                .tokens
+                .get(token)
+                .cloned()
+                .filter(|(sid, _)| sid == session)
+            else {
                 return Err(StoreError::TokenNotFound);
             };
             let snap = s.sessions.get_mut(&sid).ok_or(StoreError::TokenNotFound)?;
@@ -183,7 +209,10 @@ impl Store for MemoryStore {
                 conn.properties.record = r;
             }
             let changed = before != (conn.properties.role, conn.properties.record);
-            Ok(ConnectionUpdate { connection: conn.clone(), changed })
+            Ok(ConnectionUpdate {
+                connection: conn.clone(),
+                changed,
+            })
         })?
     }
 }

@@ -84,10 +84,17 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError>;
 
     /// Removes every never-activated session created before `created_before`; returns them.
-    async fn remove_inactive_sessions(&self, created_before: Millis) -> Result<Vec<Session>, StoreError>;
+    async fn remove_inactive_sessions(
+        &self,
+        created_before: Millis,
+    ) -> Result<Vec<Session>, StoreError>;
 
     /// Adds a pending connection, usable with `token`.
-    async fn create_connection(&self, connection: Connection, token: TokenId) -> Result<(), StoreError>;
+    async fn create_connection(
+        &self,
+        connection: Connection,
+        token: TokenId,
+    ) -> Result<(), StoreError>;
 
     /// Removes a connection (pending or active); its token can no longer be used.
     async fn remove_connection(

@@ -16,7 +16,11 @@ fn session() -> SessionRef {
 }
 
 fn check(e: &WebhookEvent, name: &str) {
-    assert_eq!(serde_json::to_string(&e.webhook_json()).unwrap(), golden(name), "{name}");
+    assert_eq!(
+        serde_json::to_string(&e.webhook_json()).unwrap(),
+        golden(name),
+        "{name}"
+    );
 }
 
 #[test]
@@ -64,11 +68,21 @@ fn recording_status_changed() {
         duration: 100.5,
         url: None,
         status: RecordingStatus::Stopped,
-        properties: RecordingProperties { name: "ses_A-1".into(), ..Default::default() },
+        properties: RecordingProperties {
+            name: "ses_A-1".into(),
+            ..Default::default()
+        },
     };
-    let e = WebhookEvent::recording(1_632_400_200_000, &r, Some(EndReason::RecordingStoppedByServer));
+    let e = WebhookEvent::recording(
+        1_632_400_200_000,
+        &r,
+        Some(EndReason::RecordingStoppedByServer),
+    );
     check(&e, "webhook_recording_stopped.json");
-    let started = Recording { status: RecordingStatus::Started, ..r };
+    let started = Recording {
+        status: RecordingStatus::Started,
+        ..r
+    };
     let e = WebhookEvent::recording(1, &started, Some(EndReason::RecordingStoppedByServer));
     assert!(e.webhook_json().get("reason").is_none());
 }
@@ -79,7 +93,10 @@ fn signal_sent() {
         session: session(),
         timestamp: 1_632_400_000_500,
         from: None,
-        to: vec![ConnectionId::parse("con_B").unwrap(), ConnectionId::parse("con_C").unwrap()],
+        to: vec![
+            ConnectionId::parse("con_B").unwrap(),
+            ConnectionId::parse("con_C").unwrap(),
+        ],
         signal_type: "chat".into(),
         data: "hello".into(),
     };
