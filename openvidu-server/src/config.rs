@@ -207,6 +207,12 @@ pub struct Args {
     /// Serve the deprecated /api, /config, /cdr, /recordings paths.
     #[arg(long, env = "SUPPORT_DEPRECATED_API", default_value_t = true, action = ArgAction::Set)]
     pub support_deprecated_api: bool,
+    /// Seconds a participant whose socket dropped may reconnect (`connect`) before eviction.
+    #[arg(long, env = "OPENVIDU_RECONNECTION_WINDOW", default_value_t = 10)]
+    pub openvidu_reconnection_window: u64,
+    /// Comma-separated proxy networks (CIDR) whose X-Real-IP / X-Forwarded-For are believed.
+    #[arg(long, env = "OPENVIDU_TRUSTED_PROXIES", default_value = "")]
+    pub openvidu_trusted_proxies: String,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "OPENVIDU_MAX_REQUEST_BODY", default_value_t = 1 << 20)]
     pub openvidu_max_request_body: usize,
@@ -275,6 +281,67 @@ pub struct Config {
     pub support_deprecated_api: bool,
     /// Body limit.
     pub max_request_body: usize,
+    /// Reconnection window of participants whose socket dropped.
+    pub reconnection_window: Duration,
+    /// Proxies whose forwarding headers give the client address.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// An IP network in CIDR form (`10.0.0.0/8`, `::1/128`, or a bare address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s
+            .split_once('/')
+            .map(|(a, p)| (a, Some(p)))
+            .unwrap_or((s, None));
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: bad prefix"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
 }
 
 impl Config {
@@ -307,6 +374,8 @@ impl Config {
             garbage_threshold: Duration::from_secs(3600),
             support_deprecated_api: true,
             max_request_body: 1 << 20,
+            reconnection_window: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -438,6 +507,16 @@ impl TryFrom<Args> for Config {
             garbage_threshold: Duration::from_secs(a.openvidu_sessions_garbage_threshold),
             support_deprecated_api: a.support_deprecated_api,
             max_request_body: a.openvidu_max_request_body,
+            reconnection_window: Duration::from_secs(a.openvidu_reconnection_window),
+            trusted_proxies: a
+                .openvidu_trusted_proxies
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.parse()
+                        .map_err(|e: String| invalid("OPENVIDU_TRUSTED_PROXIES", e))
+                })
+                .collect::<Result<_, _>>()?,
         };
         config.validate()?;
         Ok(config)

@@ -25,10 +25,12 @@
 pub mod cdr;
 pub mod config;
 pub mod events;
+pub mod participants;
 pub mod recordings;
 pub mod rest;
 pub mod server;
 pub mod service;
+pub mod signalling;
 pub mod store;
 pub mod tls;
 pub mod webhook;

@@ -226,7 +226,17 @@ impl ServerBuilder {
             }));
         }
 
-        let mut app = rest::router(svc.clone());
+        let mut app = rest::router(svc.clone()).merge(crate::signalling::router(svc.clone()));
+        {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+                loop {
+                    tick.tick().await;
+                    crate::signalling::sweep_detached(&svc).await;
+                }
+            }));
+        }
         if config.support_deprecated_api {
             // Routing happens inside `app`, so the rewrite wraps it from outside.
             app = axum::Router::new()

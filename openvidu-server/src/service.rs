@@ -15,8 +15,12 @@ use openvidu_core::wire::rest::{RecordingPropertiesJson, RequestDefaults};
 use openvidu_core::wire::webhook::{ParticipantInfo, SessionRef, WebhookEvent};
 use thiserror::Error;
 
+use openvidu_core::model::ActiveInfo;
+use openvidu_core::wire::rpc::Notification;
+
 use crate::config::Config;
 use crate::events::Events;
+use crate::participants::Participants;
 use crate::recordings::{RecordingFolder, RecordingStoreError};
 use crate::store::{ConnectionUpdate, SessionSnapshot, Store, StoreError};
 
@@ -114,6 +118,7 @@ struct Inner {
     recordings: RecordingFolder,
     public_url: String,
     ws_url: String,
+    participants: Participants,
 }
 
 /// The master node's operations. Cheap to clone.
@@ -142,6 +147,7 @@ impl OpenViduService {
                 recordings,
                 public_url,
                 ws_url,
+                participants: Participants::default(),
             }),
         }
     }
@@ -149,6 +155,11 @@ impl OpenViduService {
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The participants whose sockets this master holds.
+    pub fn participants(&self) -> &Participants {
+        &self.inner.participants
     }
 
     /// The public URL (`OPENVIDU_PUBLICURL` or derived).
@@ -210,6 +221,12 @@ impl OpenViduService {
         let now = now_ms();
         let session_ref = SessionRef::from(&snapshot.session);
         for c in snapshot.active_connections() {
+            let evicted = Notification::ParticipantEvicted {
+                connection_id: c.id.clone(),
+                reason,
+            };
+            self.inner.participants.notify(&c.id, &evicted);
+            self.inner.participants.remove(&c.id);
             self.emit_participant_left(&session_ref, c, now, reason);
         }
         self.inner.events.emit(WebhookEvent::SessionDestroyed {
@@ -235,14 +252,7 @@ impl OpenViduService {
                 timestamp: now,
                 start_time: a.active_at,
                 reason,
-                participant: ParticipantInfo {
-                    connection_id: c.id.clone(),
-                    location: a.location.clone(),
-                    ip: a.ip.clone(),
-                    platform: a.platform.clone(),
-                    client_data: a.client_data.clone(),
-                    server_data: c.properties.data.clone(),
-                },
+                participant: participant_info(c),
             });
         }
     }
@@ -300,23 +310,211 @@ impl OpenViduService {
         &self,
         session: &SessionId,
         connection: &ConnectionId,
+        reason: EndReason,
+    ) -> Result<(), ServiceError> {
+        self.remove_participant(session, connection, reason).await?;
+        tracing::info!(session_id = %session, connection_id = %connection, ?reason, "connection force-disconnected");
+        Ok(())
+    }
+
+    /// Uses a token (or the secret) to make a participant active: `joinRoom`.
+    ///
+    /// Returns the active connection and the session as the joiner finds it.
+    pub async fn join(
+        &self,
+        session: &SessionId,
+        token: Option<&str>,
+        secret: Option<&str>,
+        info: ActiveInfo,
+    ) -> Result<(Connection, SessionSnapshot), JoinError> {
+        let snapshot = self
+            .inner
+            .store
+            .session(session)
+            .await?
+            .ok_or(JoinError::SessionNotFound)?;
+        let by_secret = secret.is_some_and(|s| !s.is_empty() && s == self.config().secret);
+        let token_id = if by_secret {
+            let mut props = ConnectionProperties::default();
+            props.role = OpenViduRole::Moderator;
+            let c = self
+                .create_connection(session, props)
+                .await
+                .map_err(|_| JoinError::SessionNotFound)?;
+            c.token
+                .as_deref()
+                .and_then(|t| Token::parse(t).ok())
+                .map(|t| t.token_id)
+        } else {
+            token
+                .and_then(|t| Token::parse(t).ok())
+                .filter(|t| &t.session_id == session)
+                .map(|t| t.token_id)
+        };
+        let token_id = token_id.ok_or(JoinError::InvalidToken)?;
+        let connection = match self
+            .inner
+            .store
+            .activate_connection(session, &token_id, info)
+            .await
+        {
+            Ok(c) => c,
+            Err(StoreError::TokenNotFound) => return Err(JoinError::InvalidToken),
+            Err(StoreError::SessionNotFound(_)) => return Err(JoinError::SessionNotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let others: Vec<ConnectionId> = snapshot
+            .active_connections()
+            .map(|c| c.id.clone())
+            .filter(|c| c != &connection.id)
+            .collect();
+        if let Some(a) = &connection.active {
+            let metadata = openvidu_core::wire::rpc::full_metadata(
+                &a.client_data,
+                &connection.properties.data,
+            );
+            self.inner.participants.notify_all(
+                &others,
+                &Notification::ParticipantJoined {
+                    id: connection.id.clone(),
+                    created_at: a.active_at,
+                    metadata,
+                },
+            );
+            self.inner.events.emit(WebhookEvent::ParticipantJoined {
+                session: SessionRef::from(&snapshot.session),
+                timestamp: a.active_at,
+                participant: participant_info(&connection),
+            });
+        }
+        tracing::info!(session_id = %session, connection_id = %connection.id, ip = ?connection.ip(), "participant joined");
+        let snapshot = self
+            .inner
+            .store
+            .session(session)
+            .await?
+            .ok_or(JoinError::SessionNotFound)?;
+        Ok((connection, snapshot))
+    }
+
+    /// Removes a connection for `reason`: a participant leaving (`disconnect`) or evicted (any
+    /// other reason), with the notifications, webhooks and the session closing when the last one
+    /// goes. A pending connection is just invalidated.
+    pub async fn remove_participant(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+        reason: EndReason,
     ) -> Result<(), ServiceError> {
         let removed = self
             .inner
             .store
             .remove_connection(session, connection)
             .await?;
-        if removed.active.is_some()
-            && let Some(snapshot) = self.inner.store.session(session).await?
-        {
+        let participants = &self.inner.participants;
+        if removed.active.is_none() {
+            return Ok(());
+        }
+        let snapshot = self.inner.store.session(session).await?;
+        let remaining: Vec<ConnectionId> = snapshot
+            .iter()
+            .flat_map(|s| s.active_connections().map(|c| c.id.clone()))
+            .collect();
+        participants.notify_all(
+            &remaining,
+            &Notification::ParticipantLeft {
+                connection_id: removed.id.clone(),
+                reason: Some(reason),
+            },
+        );
+        if reason != EndReason::Disconnect {
+            let evicted = Notification::ParticipantEvicted {
+                connection_id: removed.id.clone(),
+                reason,
+            };
+            participants.notify(&removed.id, &evicted);
+            participants.notify_all(&remaining, &evicted);
+        }
+        if reason == EndReason::Disconnect {
+            participants.forget(&removed.id);
+        } else {
+            participants.remove(&removed.id);
+        }
+        if let Some(snap) = &snapshot {
             self.emit_participant_left(
-                &SessionRef::from(&snapshot.session),
+                &SessionRef::from(&snap.session),
                 &removed,
                 now_ms(),
-                EndReason::ForceDisconnectByServer,
+                reason,
             );
         }
-        tracing::info!(session_id = %session, connection_id = %connection, "connection force-disconnected");
+        tracing::info!(session_id = %session, connection_id = %connection, ?reason, "participant left");
+        if remaining.is_empty() {
+            // The last participant leaving closes the session (no recording keeps it alive yet).
+            match self
+                .close_session(session, EndReason::LastParticipantLeft)
+                .await
+            {
+                Ok(()) | Err(ServiceError::SessionNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers a signal from a participant (`from`) or from the server (`None`), checking the
+    /// recipients are active connections of the session.
+    pub async fn send_signal(
+        &self,
+        session: &SessionId,
+        from: Option<&ConnectionId>,
+        to: &[String],
+        signal_type: Option<String>,
+        data: Option<String>,
+    ) -> Result<(), ServiceError> {
+        let snapshot = self.session(session).await?;
+        if !snapshot.session.active {
+            return Err(ServiceError::SessionNotActive(session.clone()));
+        }
+        let active: Vec<ConnectionId> = snapshot
+            .active_connections()
+            .map(|c| c.id.clone())
+            .collect();
+        let recipients: Vec<ConnectionId> = if to.is_empty() {
+            active.clone()
+        } else {
+            let unknown: Vec<String> = to
+                .iter()
+                .filter(|t| !active.iter().any(|c| c.as_str() == t.as_str()))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                return Err(ServiceError::UnknownRecipients(unknown));
+            }
+            to.iter()
+                .filter_map(|t| ConnectionId::parse(t).ok())
+                .collect()
+        };
+        self.inner.participants.notify_all(
+            &recipients,
+            &Notification::SendMessage {
+                data: data.clone(),
+                signal_type: signal_type.clone(),
+                from: from.cloned(),
+            },
+        );
+        let webhook_type = match (from, signal_type) {
+            (Some(_), Some(t)) => t.strip_prefix("signal:").map(str::to_owned).unwrap_or(t),
+            (_, t) => t.unwrap_or_default(),
+        };
+        self.inner.events.emit(WebhookEvent::SignalSent {
+            session: SessionRef::from(&snapshot.session),
+            timestamp: now_ms(),
+            from: from.cloned(),
+            to: recipients,
+            signal_type: webhook_type,
+            data: data.unwrap_or_default(),
+        });
         Ok(())
     }
 
@@ -341,45 +539,6 @@ impl OpenViduService {
         Err(ServiceError::MediaUnavailable(
             "no media node holds this stream".into(),
         ))
-    }
-
-    /// Sends a signal from the server (POST /signal).
-    pub async fn signal(
-        &self,
-        session: &SessionId,
-        to: &[String],
-        signal_type: String,
-        data: String,
-    ) -> Result<(), ServiceError> {
-        let snapshot = self.session(session).await?;
-        if !snapshot.session.active {
-            return Err(ServiceError::SessionNotActive(session.clone()));
-        }
-        let active: Vec<&Connection> = snapshot.active_connections().collect();
-        let recipients: Vec<ConnectionId> = if to.is_empty() {
-            active.iter().map(|c| c.id.clone()).collect()
-        } else {
-            let unknown: Vec<String> = to
-                .iter()
-                .filter(|t| !active.iter().any(|c| c.id.as_str() == t.as_str()))
-                .cloned()
-                .collect();
-            if !unknown.is_empty() {
-                return Err(ServiceError::UnknownRecipients(unknown));
-            }
-            to.iter()
-                .filter_map(|t| ConnectionId::parse(t).ok())
-                .collect()
-        };
-        self.inner.events.emit(WebhookEvent::SignalSent {
-            session: SessionRef::from(&snapshot.session),
-            timestamp: now_ms(),
-            from: None,
-            to: recipients,
-            signal_type,
-            data,
-        });
-        Ok(())
     }
 
     fn require_recording(&self) -> Result<&RecordingFolder, ServiceError> {
@@ -445,5 +604,41 @@ impl OpenViduService {
             tracing::info!(session_id = %s.id, "garbage collector removed a never-joined session");
         }
         Ok(removed)
+    }
+}
+
+fn participant_info(c: &Connection) -> ParticipantInfo {
+    let a = c
+        .active
+        .clone()
+        .unwrap_or_else(|| ActiveInfo::new(0, None, String::new(), String::new()));
+    ParticipantInfo {
+        connection_id: c.id.clone(),
+        location: a.location,
+        ip: a.ip,
+        platform: a.platform,
+        client_data: a.client_data,
+        server_data: c.properties.data.clone(),
+    }
+}
+
+/// Why `joinRoom` failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// No such session (RPC 202).
+    #[error("session not found")]
+    SessionNotFound,
+    /// Token invalid, of another session, or already used (RPC 401).
+    #[error("token invalid or already used")]
+    InvalidToken,
+    /// The store failed.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<StoreError> for JoinError {
+    fn from(e: StoreError) -> Self {
+        Self::Service(e.into())
     }
 }

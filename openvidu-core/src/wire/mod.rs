@@ -1,4 +1,5 @@
 //! Serde types whose JSON is byte for byte the shape of OpenVidu 2.20.
 
 pub mod rest;
+pub mod rpc;
 pub mod webhook;

@@ -80,3 +80,28 @@ fn webhook_settings_parse() {
         vec![EventType::SessionCreated, EventType::SignalSent]
     );
 }
+
+#[test]
+fn trusted_proxy_networks() {
+    let c = parse(&[
+        "--openvidu-trusted-proxies",
+        "10.0.0.0/8, 127.0.0.1,::1/128",
+    ])
+    .unwrap();
+    let inside = |ip: &str| {
+        c.trusted_proxies
+            .iter()
+            .any(|n| n.contains(ip.parse().unwrap()))
+    };
+    assert!(inside("10.1.2.3"));
+    assert!(inside("127.0.0.1"));
+    assert!(inside("::ffff:127.0.0.1"));
+    assert!(inside("::1"));
+    assert!(!inside("11.0.0.1"));
+    assert!(!inside("127.0.0.2"));
+    assert!(
+        parse(&["--openvidu-trusted-proxies", "10.0.0.0/33"])
+            .unwrap_err()
+            .contains("OPENVIDU_TRUSTED_PROXIES")
+    );
+}

@@ -50,11 +50,12 @@ pub async fn signal(
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("\"session\" parameter is mandatory"))?;
     let sid = SessionId::parse(session).map_err(|_| ApiError::empty(StatusCode::NOT_FOUND))?;
-    svc.signal(
+    svc.send_signal(
         &sid,
+        None,
         request.to.as_deref().unwrap_or_default(),
-        request.signal_type.unwrap_or_default(),
-        request.data.unwrap_or_default(),
+        request.signal_type,
+        request.data,
     )
     .await?;
     Ok(StatusCode::OK)

@@ -174,9 +174,13 @@ pub async fn force_disconnect(
     ApiPath((id, cid)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let sid = session_id(&id, StatusCode::BAD_REQUEST)?;
-    svc.force_disconnect(&sid, &connection_id(&cid)?)
-        .await
-        .map_err(unknown_session_is(StatusCode::BAD_REQUEST))?;
+    svc.force_disconnect(
+        &sid,
+        &connection_id(&cid)?,
+        EndReason::ForceDisconnectByServer,
+    )
+    .await
+    .map_err(unknown_session_is(StatusCode::BAD_REQUEST))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -2,6 +2,7 @@
 
 mod events;
 mod lifecycle;
+mod signalling;
 
 /// A raw HTTP client that trusts the server's self-signed certificate.
 pub fn client(server: &openvidu_server::RunningServer) -> reqwest::Client {

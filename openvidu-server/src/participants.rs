@@ -1,0 +1,269 @@
+//! The participants whose sockets this master holds, and delivery of notifications to them.
+//!
+//! Keyed by the JSON-RPC session id (`participantPrivateId`) the client uses to reconnect. A
+//! participant whose socket dropped stays here, detached, for the reconnection window; `connect`
+//! re-attaches a new socket to it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openvidu_core::id::{ConnectionId, SessionId};
+use openvidu_core::model::OpenViduRole;
+use openvidu_core::wire::rpc::{Notification, notification_frame};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What a socket task is told to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Send this text frame.
+    Frame(String),
+    /// Close the socket (after the frames queued before).
+    Close,
+}
+
+/// A participant bound to (or waiting for) a socket of this master.
+#[derive(Clone, Debug)]
+pub struct Participant {
+    /// Its session.
+    pub session: SessionId,
+    /// Its connection.
+    pub connection: ConnectionId,
+    /// Its role (`None` for secret joins, which may do everything).
+    pub role: Option<OpenViduRole>,
+    tx: Option<UnboundedSender<Outgoing>>,
+    detached_at: Option<Instant>,
+}
+
+impl Participant {
+    /// Whether it may publish.
+    pub fn may_publish(&self) -> bool {
+        self.role
+            .map(openvidu_core::rules::can_publish)
+            .unwrap_or(true)
+    }
+    /// Whether it may force others out.
+    pub fn may_moderate(&self) -> bool {
+        self.role
+            .map(openvidu_core::rules::can_moderate)
+            .unwrap_or(true)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    by_rpc: HashMap<String, Participant>,
+    by_connection: HashMap<ConnectionId, String>,
+}
+
+/// The registry of this master's participants.
+#[derive(Default)]
+pub struct Participants {
+    state: Mutex<State>,
+}
+
+impl Participants {
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    /// Binds a joined participant to its socket.
+    pub fn insert(
+        &self,
+        rpc_id: &str,
+        session: SessionId,
+        connection: ConnectionId,
+        role: Option<OpenViduRole>,
+        tx: UnboundedSender<Outgoing>,
+    ) {
+        self.with(|s| {
+            s.by_connection
+                .insert(connection.clone(), rpc_id.to_owned());
+            s.by_rpc.insert(
+                rpc_id.to_owned(),
+                Participant {
+                    session,
+                    connection,
+                    role,
+                    tx: Some(tx),
+                    detached_at: None,
+                },
+            );
+        });
+    }
+
+    /// The participant of a JSON-RPC session.
+    pub fn get(&self, rpc_id: &str) -> Option<Participant> {
+        self.with(|s| s.by_rpc.get(rpc_id).cloned())
+    }
+
+    /// The participant holding a connection.
+    pub fn by_connection(&self, connection: &ConnectionId) -> Option<Participant> {
+        self.with(|s| {
+            s.by_connection
+                .get(connection)
+                .and_then(|r| s.by_rpc.get(r))
+                .cloned()
+        })
+    }
+
+    /// Changes a participant's role (after a REST update).
+    pub fn set_role(&self, connection: &ConnectionId, role: OpenViduRole) {
+        self.with(|s| {
+            if let Some(p) = s
+                .by_connection
+                .get(connection)
+                .cloned()
+                .and_then(|r| s.by_rpc.get_mut(&r))
+            {
+                p.role = Some(role);
+            }
+        });
+    }
+
+    /// Removes a participant; its socket, if any, is closed after the frames already queued.
+    pub fn remove(&self, connection: &ConnectionId) -> Option<Participant> {
+        let p = self.forget(connection)?;
+        if let Some(tx) = &p.tx {
+            let _ = tx.send(Outgoing::Close);
+        }
+        Some(p)
+    }
+
+    /// Removes a participant that left on its own, leaving its socket for the client to close.
+    pub fn forget(&self, connection: &ConnectionId) -> Option<Participant> {
+        self.with(|s| {
+            let rpc = s.by_connection.remove(connection)?;
+            s.by_rpc.remove(&rpc)
+        })
+    }
+
+    /// Marks a participant's socket as gone; it waits for `connect` within the window.
+    pub fn detach(&self, rpc_id: &str, now: Instant) {
+        self.with(|s| {
+            if let Some(p) = s.by_rpc.get_mut(rpc_id) {
+                p.tx = None;
+                p.detached_at = Some(now);
+            }
+        });
+    }
+
+    /// Binds a new socket to a known participant (`connect`); `None` if unknown.
+    pub fn reattach(&self, rpc_id: &str, tx: UnboundedSender<Outgoing>) -> Option<Participant> {
+        self.with(|s| {
+            let p = s.by_rpc.get_mut(rpc_id)?;
+            if let Some(old) = p.tx.replace(tx) {
+                let _ = old.send(Outgoing::Close);
+            }
+            p.detached_at = None;
+            Some(p.clone())
+        })
+    }
+
+    /// Participants detached for longer than `window`.
+    pub fn expired(&self, now: Instant, window: Duration) -> Vec<Participant> {
+        self.with(|s| {
+            s.by_rpc
+                .values()
+                .filter(|p| {
+                    p.detached_at
+                        .is_some_and(|t| now.duration_since(t) >= window)
+                })
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Sends a notification to one connection (if its socket is here).
+    pub fn notify(&self, connection: &ConnectionId, n: &Notification) {
+        let frame = notification_frame(n);
+        self.with(|s| {
+            if let Some(tx) = s
+                .by_connection
+                .get(connection)
+                .and_then(|r| s.by_rpc.get(r))
+                .and_then(|p| p.tx.as_ref())
+            {
+                let _ = tx.send(Outgoing::Frame(frame));
+            }
+        });
+    }
+
+    /// Sends a notification to these connections.
+    pub fn notify_all<'a>(
+        &self,
+        connections: impl IntoIterator<Item = &'a ConnectionId>,
+        n: &Notification,
+    ) {
+        let frame = notification_frame(n);
+        self.with(|s| {
+            for c in connections {
+                if let Some(tx) = s
+                    .by_connection
+                    .get(c)
+                    .and_then(|r| s.by_rpc.get(r))
+                    .and_then(|p| p.tx.as_ref())
+                {
+                    let _ = tx.send(Outgoing::Frame(frame.clone()));
+                }
+            }
+        });
+    }
+
+    /// Number of participants held (attached or waiting).
+    pub fn len(&self) -> usize {
+        self.with(|s| s.by_rpc.len())
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_window_and_reattach() {
+        let reg = Participants::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let c = ConnectionId::parse("con_A").unwrap();
+        reg.insert(
+            "rpc1",
+            SessionId::parse("s").unwrap(),
+            c.clone(),
+            Some(OpenViduRole::Publisher),
+            tx,
+        );
+        let t0 = Instant::now();
+        reg.detach("rpc1", t0);
+        assert!(
+            reg.expired(t0 + Duration::from_secs(5), Duration::from_secs(10))
+                .is_empty()
+        );
+        assert_eq!(
+            reg.expired(t0 + Duration::from_secs(10), Duration::from_secs(10))
+                .len(),
+            1
+        );
+        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel();
+        assert!(reg.reattach("rpc1", tx2).is_some());
+        assert!(
+            reg.expired(t0 + Duration::from_secs(60), Duration::from_secs(10))
+                .is_empty()
+        );
+        reg.notify(&c, &Notification::MediaError { error: "x".into() });
+        assert!(matches!(rx2.try_recv(), Ok(Outgoing::Frame(f)) if f.contains("mediaError")));
+        assert!(rx.try_recv().is_err(), "the old socket gets nothing");
+        assert!(
+            reg.reattach("nope", tokio::sync::mpsc::unbounded_channel().0)
+                .is_none()
+        );
+        reg.remove(&c);
+        assert_eq!(rx2.try_recv(), Ok(Outgoing::Close));
+        assert!(reg.is_empty());
+    }
+}

@@ -1,0 +1,200 @@
+//! The WebSocket JSON-RPC endpoint `/openvidu` that openvidu-browser 2.20 speaks (spec §2).
+//!
+//! One task per socket reads frames in order and answers each request; a writer task drains the
+//! socket's outgoing queue (answers and notifications from anywhere in the node). A socket that
+//! drops leaves its participant detached for the reconnection window, during which `connect`
+//! re-binds a new socket to it; afterwards the participant is evicted (`networkDisconnect`).
+
+mod rpc;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use openvidu_core::id::IdGenerator;
+use openvidu_core::model::EndReason;
+use tokio::sync::mpsc;
+
+use crate::config::IpNet;
+use crate::participants::Outgoing;
+use crate::service::OpenViduService;
+
+/// Largest accepted frame.
+const MAX_FRAME: usize = 1 << 20;
+
+/// The `/openvidu` route.
+pub fn router(svc: OpenViduService) -> Router {
+    Router::new()
+        .route("/openvidu", get(upgrade))
+        .with_state(svc)
+}
+
+/// The client's address: the socket peer, or the forwarding headers when the peer is a trusted
+/// proxy (OpenVidu 2.20 believed `X-Real-IP` from anyone; we do not).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(peer),
+        v4 => v4,
+    };
+    if !trusted.iter().any(|n| n.contains(peer)) {
+        return peer;
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    header("x-real-ip")
+        .and_then(|v| v.trim().parse().ok())
+        .or_else(|| {
+            header("x-forwarded-for")
+                .and_then(|v| v.split(',').next().and_then(|f| f.trim().parse().ok()))
+        })
+        .unwrap_or(peer)
+}
+
+async fn upgrade(
+    State(svc): State<OpenViduService>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let ip = client_ip(peer.ip(), &headers, &svc.config().trusted_proxies);
+    ws.max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| run(svc, socket, ip))
+}
+
+/// What one socket knows about itself.
+pub(crate) struct SocketState {
+    /// The JSON-RPC session id this socket answers as (`participantPrivateId`).
+    pub rpc_id: String,
+    /// Whether a participant was bound (joinRoom or connect).
+    pub joined: bool,
+    /// Whether the participant left on purpose (no reconnection window then).
+    pub left: bool,
+    /// The client's address.
+    pub ip: IpAddr,
+    /// Ping watchdog: the interval the client announced and when it last pinged.
+    pub ping_interval: Option<Duration>,
+    /// Last ping.
+    pub last_ping: Instant,
+    /// This socket's outgoing queue.
+    pub tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+fn rpc_session_id(svc: &OpenViduService) -> String {
+    // 26 characters like kurento-jsonrpc's session ids.
+    let _ = svc;
+    openvidu_core::id::RandomIds
+        .random_suffix(25)
+        .to_ascii_lowercase()
+}
+
+async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            match out {
+                Outgoing::Frame(f) => {
+                    if sink.send(Message::Text(f.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Outgoing::Close => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            }
+        }
+    });
+    let mut state = SocketState {
+        rpc_id: rpc_session_id(&svc),
+        joined: false,
+        left: false,
+        ip,
+        ping_interval: None,
+        last_ping: Instant::now(),
+        tx,
+    };
+    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => rpc::handle(&svc, &mut state, text.as_str()).await,
+                Some(Ok(Message::Binary(_))) | Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            _ = watchdog.tick() => {
+                if let Some(interval) = state.ping_interval
+                    && state.last_ping.elapsed() > interval * 3
+                {
+                    tracing::info!(rpc_id = %state.rpc_id, "no ping for 3 intervals; closing the socket");
+                    break;
+                }
+                if state.tx.is_closed() {
+                    break;
+                }
+            }
+        }
+    }
+    if state.joined && !state.left {
+        svc.participants().detach(&state.rpc_id, Instant::now());
+        tracing::info!(rpc_id = %state.rpc_id, "socket lost; waiting for a reconnection");
+    }
+    drop(state);
+    let _ = writer.await;
+}
+
+/// Evicts participants whose socket stayed away longer than the reconnection window.
+pub async fn sweep_detached(svc: &OpenViduService) {
+    let window = svc.config().reconnection_window;
+    for p in svc.participants().expired(Instant::now(), window) {
+        if let Err(e) = svc
+            .remove_participant(&p.session, &p.connection, EndReason::NetworkDisconnect)
+            .await
+        {
+            tracing::debug!(connection_id = %p.connection, error = %e, "evicting a lost participant");
+            svc.participants().remove(&p.connection);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_headers_only_from_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &h, &[]),
+            proxy,
+            "untrusted peer: headers ignored"
+        );
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        h.insert("x-real-ip", "198.51.100.2".parse().unwrap());
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "198.51.100.2".parse::<IpAddr>().unwrap()
+        );
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(mapped, &HeaderMap::new(), &[]),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+}
