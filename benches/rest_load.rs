@@ -22,11 +22,7 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        seconds: 5,
-        clients: 32,
-        sessions: 16,
-    };
+    let mut a = Args { seconds: 5, clients: 32, sessions: 16 };
     let v: Vec<String> = std::env::args().collect();
     for w in v.windows(2) {
         match w[0].as_str() {
@@ -50,9 +46,7 @@ struct Report {
 
 impl Report {
     fn print(&self, baseline: Option<f64>) {
-        let ratio = baseline
-            .map(|b| format!("{:.2}", self.rps / b))
-            .unwrap_or_else(|| "1.00".into());
+        let ratio = baseline.map(|b| format!("{:.2}", self.rps / b)).unwrap_or_else(|| "1.00".into());
         println!(
             "{:<28} {:>9} req {:>6} err {:>10.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ratio-to-baseline {ratio}",
             self.name,
@@ -105,18 +99,9 @@ where
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
     let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
     };
-    Report {
-        name,
-        requests: all.len(),
-        errors,
-        rps: all.len() as f64 / elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
-    }
+    Report { name, requests: all.len(), errors, rps: all.len() as f64 / elapsed, p50: pct(0.50), p99: pct(0.99) }
 }
 
 fn main() {
@@ -124,67 +109,34 @@ fn main() {
     // The server gets its own runtime and threads, like a separate process would.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
-            let server = Server::builder()
-                .https(false)
-                .configure(|c| c.garbage_interval = None)
-                .start()
-                .await
-                .unwrap();
+            let server = Server::builder().https(false).configure(|c| c.garbage_interval = None).start().await.unwrap();
             // The baseline: the same HTTP stack with no OpenVidu logic behind it.
-            let baseline = axum::Router::new().route(
-                "/baseline",
-                axum::routing::post(|| async { "{\"ok\":true}" }),
-            );
+            let baseline = axum::Router::new().route("/baseline", axum::routing::post(|| async { "{\"ok\":true}" }));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let baseline_url = format!("http://{}/baseline", listener.local_addr().unwrap());
             tokio::spawn(async move { axum::serve(listener, baseline).await });
-            tx.send((
-                server.url().to_owned(),
-                server.secret().to_owned(),
-                baseline_url,
-            ))
-            .unwrap();
+            tx.send((server.url().to_owned(), server.secret().to_owned(), baseline_url)).unwrap();
             std::future::pending::<()>().await;
             drop(server);
         });
     });
     let (url, secret, baseline_url) = rx.recv().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(a.clients)
-            .build()
-            .unwrap();
+        let client = reqwest::Client::builder().pool_max_idle_per_host(a.clients).build().unwrap();
         println!(
             "REST load: {} clients, {} s per scenario, {} sessions; {} cores",
             a.clients,
             a.seconds,
             a.sessions,
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0)
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
         );
         let baseline_url: reqwest::Url = baseline_url.parse().unwrap();
-        let base = load(
-            "baseline (bare axum POST)",
-            &a,
-            client.clone(),
-            move |c, _| {
-                c.post(baseline_url.clone())
-                    .header("content-type", "application/json")
-                    .body("{}")
-            },
-        )
+        let base = load("baseline (bare axum POST)", &a, client.clone(), move |c, _| {
+            c.post(baseline_url.clone()).header("content-type", "application/json").body("{}")
+        })
         .await;
         base.print(None);
 
@@ -201,9 +153,8 @@ fn main() {
         // Per-request work in the generator is kept to the minimum: URLs and the auth header
         // are made once.
         let auth = format!("Basic {}", base64_auth(&secret));
-        let urls: Vec<reqwest::Url> = (0..a.sessions)
-            .map(|i| format!("{api}/bench{i}/connection").parse().unwrap())
-            .collect();
+        let urls: Vec<reqwest::Url> =
+            (0..a.sessions).map(|i| format!("{api}/bench{i}/connection").parse().unwrap()).collect();
         let (s, sessions) = (auth.clone(), a.sessions);
         let conn = load("connection creation", &a, client.clone(), move |c, n| {
             c.post(urls[n % sessions].clone())
@@ -217,20 +168,13 @@ fn main() {
         let api: reqwest::Url = format!("{url}/openvidu/api/sessions").parse().unwrap();
         let s = auth.clone();
         let sess = load("session creation", &a, client.clone(), move |c, _| {
-            c.post(api.clone())
-                .header("authorization", &s)
-                .header("content-type", "application/json")
-                .body("{}")
+            c.post(api.clone()).header("authorization", &s).header("content-type", "application/json").body("{}")
         })
         .await;
         sess.print(Some(base.rps));
         println!(
             "goal: >= 20000 connection creations/s on this machine: {}",
-            if conn.rps >= 20_000.0 {
-                "MET"
-            } else {
-                "NOT MET"
-            }
+            if conn.rps >= 20_000.0 { "MET" } else { "NOT MET" }
         );
     });
 }

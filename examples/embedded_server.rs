@@ -20,23 +20,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::builder().start().await?;
     println!("server: {} (secret {})", server.url(), server.secret());
 
-    let pem = server
-        .certificate_pem()
-        .ok_or("no certificate")?
-        .as_bytes()
-        .to_vec();
-    let openvidu = OpenVidu::builder(server.url(), server.secret())
-        .root_certificate_pem(&pem)
-        .build()?;
+    let pem = server.certificate_pem().ok_or("no certificate")?.as_bytes().to_vec();
+    let openvidu = OpenVidu::builder(server.url(), server.secret()).root_certificate_pem(&pem).build()?;
 
-    let session = openvidu
-        .create_session(SessionProperties::default())
-        .await?;
+    let session = openvidu.create_session(SessionProperties::default()).await?;
     println!("session: {}", session.id());
-    let props = ConnectionProperties::builder()
-        .role(OpenViduRole::Publisher)
-        .data("user-1")
-        .build();
+    let props = ConnectionProperties::builder().role(OpenViduRole::Publisher).data("user-1").build();
     let connection = session.create_connection(props).await?;
     println!(
         "connection {} ({:?}, {:?}) token {}",
@@ -46,10 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         connection.token.as_deref().unwrap_or("")
     );
     openvidu.fetch().await?;
-    println!(
-        "sessions on the server: {}",
-        openvidu.active_sessions().len()
-    );
+    println!("sessions on the server: {}", openvidu.active_sessions().len());
 
     drop(server);
     println!("stopped");

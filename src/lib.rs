@@ -7,6 +7,8 @@
 //! - `openvidu::client` — the REST client, the Rust twin of openvidu-java-client
 //!   (feature `client`, enabled by default).
 //! - `openvidu::server` — the master node, to run or embed (feature `server`, enabled by default).
+//! - `openvidu::client::participant` — a participant bot that joins sessions and publishes and
+//!   subscribes WebRTC media (feature `participant`, off by default).
 //!
 //! ```no_run
 //! # #[cfg(feature = "server")]

@@ -42,10 +42,7 @@ impl SessionState {
 
     /// The state of `session` with `connections`, canonically ordered.
     pub fn new(session: SessionModel, connections: Vec<Connection>) -> Self {
-        let mut state = Self {
-            session,
-            connections,
-        };
+        let mut state = Self { session, connections };
         state.normalize();
         state
     }
@@ -53,13 +50,10 @@ impl SessionState {
     /// Sorts connections, publishers and subscribers, and derives `active` as
     /// `SessionJson::into_model` does, so local edits and fetched states stay comparable.
     fn normalize(&mut self) {
-        self.connections
-            .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        self.connections.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         for c in &mut self.connections {
-            c.publishers
-                .sort_by(|a, b| (a.created_at, &a.stream_id).cmp(&(b.created_at, &b.stream_id)));
-            c.subscribers
-                .sort_by(|a, b| (a.created_at, &a.stream_id).cmp(&(b.created_at, &b.stream_id)));
+            c.publishers.sort_by(|a, b| (a.created_at, &a.stream_id).cmp(&(b.created_at, &b.stream_id)));
+            c.subscribers.sort_by(|a, b| (a.created_at, &a.stream_id).cmp(&(b.created_at, &b.stream_id)));
         }
         self.session.active = self.connections.iter().any(|c| c.active.is_some());
     }
@@ -91,8 +85,7 @@ impl SessionState {
         };
         let gone = self.connections.remove(i);
         for c in &mut self.connections {
-            c.subscribers
-                .retain(|s| !gone.publishers.iter().any(|p| p.stream_id == s.stream_id));
+            c.subscribers.retain(|s| !gone.publishers.iter().any(|p| p.stream_id == s.stream_id));
         }
         self.normalize();
     }

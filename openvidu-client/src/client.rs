@@ -7,8 +7,7 @@ use std::time::Duration;
 use openvidu_core::id::{RecordingId, SessionId};
 use openvidu_core::model::{Recording, RecordingProperties, SessionProperties};
 use openvidu_core::wire::rest::{
-    CreateSessionRequest, HealthJson, Page, RecordingJson, RecordingList, SessionJson,
-    StartRecordingRequest,
+    CreateSessionRequest, HealthJson, Page, RecordingJson, RecordingList, SessionJson, StartRecordingRequest,
 };
 use reqwest::Method;
 use serde::Serialize;
@@ -87,15 +86,11 @@ impl OpenVidu {
     /// 409 as success.
     pub async fn create_session(&self, properties: SessionProperties) -> Result<Session, Error> {
         let body = CreateSessionRequest::from(&properties);
-        let answer = self
-            .inner
-            .send_json(Method::POST, "sessions", &body)
-            .await?;
+        let answer = self.inner.send_json(Method::POST, "sessions", &body).await?;
         let state = match answer.status {
             200 => SessionState::from_json(answer.json()?),
             409 if !properties.custom_session_id.is_empty() => {
-                let id = SessionId::parse(&properties.custom_session_id)
-                    .map_err(|_| answer.unexpected())?;
+                let id = SessionId::parse(&properties.custom_session_id).map_err(|_| answer.unexpected())?;
                 tracing::debug!(session = %id, "session exists; adopting it");
                 self.inner.get_session(&id).await?
             }
@@ -123,17 +118,9 @@ impl OpenVidu {
     /// Sessions already cached are updated in place, so existing [`Session`] handles see the
     /// new state.
     pub async fn fetch(&self) -> Result<bool, Error> {
-        let page: Page<SessionJson> = self
-            .inner
-            .send(Method::GET, "sessions?pendingConnections=true")
-            .await?
-            .expect(200)?
-            .json()?;
-        let fresh = page
-            .content
-            .into_iter()
-            .map(SessionState::from_json)
-            .collect();
+        let page: Page<SessionJson> =
+            self.inner.send(Method::GET, "sessions?pendingConnections=true").await?.expect(200)?.json()?;
+        let fresh = page.content.into_iter().map(SessionState::from_json).collect();
         let changed = cache::apply_fetch(&mut lock(&self.inner.sessions), fresh);
         tracing::debug!(changed, "fetched sessions");
         Ok(changed)
@@ -164,26 +151,15 @@ impl OpenVidu {
 
     /// Starts recording `session` with default properties and this file `name` (Java's
     /// `startRecording(sessionId, name)`).
-    pub async fn start_recording_with_name(
-        &self,
-        session: &SessionId,
-        name: &str,
-    ) -> Result<Recording, Error> {
-        self.start_recording(session, RecordingProperties::builder().name(name).build())
-            .await
+    pub async fn start_recording_with_name(&self, session: &SessionId, name: &str) -> Result<Recording, Error> {
+        self.start_recording(session, RecordingProperties::builder().name(name).build()).await
     }
 
     /// Stops a recording (`POST /openvidu/api/recordings/stop/{id}`). Typical errors: 404 unknown,
     /// 406 still starting.
     pub async fn stop_recording(&self, recording: &RecordingId) -> Result<Recording, Error> {
         let path = format!("recordings/stop/{recording}");
-        let recording = self
-            .inner
-            .send(Method::POST, &path)
-            .await?
-            .expect(200)?
-            .json::<RecordingJson>()?
-            .into_model();
+        let recording = self.inner.send(Method::POST, &path).await?.expect(200)?.json::<RecordingJson>()?.into_model();
         self.inner.set_recording(&recording.session_id, false);
         Ok(recording)
     }
@@ -191,28 +167,13 @@ impl OpenVidu {
     /// One recording (`GET /openvidu/api/recordings/{id}`); 404 when unknown.
     pub async fn get_recording(&self, recording: &RecordingId) -> Result<Recording, Error> {
         let path = format!("recordings/{recording}");
-        Ok(self
-            .inner
-            .send(Method::GET, &path)
-            .await?
-            .expect(200)?
-            .json::<RecordingJson>()?
-            .into_model())
+        Ok(self.inner.send(Method::GET, &path).await?.expect(200)?.json::<RecordingJson>()?.into_model())
     }
 
     /// Every recording (`GET /openvidu/api/recordings`), newest first.
     pub async fn list_recordings(&self) -> Result<Vec<Recording>, Error> {
-        let list: RecordingList = self
-            .inner
-            .send(Method::GET, "recordings")
-            .await?
-            .expect(200)?
-            .json()?;
-        let mut recordings: Vec<Recording> = list
-            .items
-            .into_iter()
-            .map(RecordingJson::into_model)
-            .collect();
+        let list: RecordingList = self.inner.send(Method::GET, "recordings").await?.expect(200)?.json()?;
+        let mut recordings: Vec<Recording> = list.items.into_iter().map(RecordingJson::into_model).collect();
         recordings.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         Ok(recordings)
     }
@@ -229,21 +190,14 @@ impl OpenVidu {
     /// 404 unknown session, 406 no participant or a receiver that is not in the session.
     pub async fn signal(&self, session: &SessionId, signal: SignalOptions) -> Result<(), Error> {
         let body = signal.to_request(session.as_str());
-        self.inner
-            .send_json(Method::POST, "signal", &body)
-            .await?
-            .expect(200)?;
+        self.inner.send_json(Method::POST, "signal", &body).await?.expect(200)?;
         Ok(())
     }
 
     /// The server's configuration (`GET /openvidu/api/config`), a JSON object whose keys are the
     /// configuration properties (`VERSION`, `OPENVIDU_RECORDING`, …).
     pub async fn config(&self) -> Result<serde_json::Value, Error> {
-        self.inner
-            .send(Method::GET, "config")
-            .await?
-            .expect(200)?
-            .json()
+        self.inner.send(Method::GET, "config").await?.expect(200)?.json()
     }
 
     /// Whether the server reports itself healthy (`GET /openvidu/api/health`): true for
@@ -296,29 +250,19 @@ impl OpenViduBuilder {
         let base = base_url(&self.url)?;
         // reqwest is built with `rustls-no-provider`: pick ring unless the process already did.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .tls_danger_accept_invalid_certs(self.accept_invalid_certs);
+        let mut builder =
+            reqwest::Client::builder().timeout(self.timeout).tls_danger_accept_invalid_certs(self.accept_invalid_certs);
         for pem in &self.root_certificates {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| Error::Config(format!("unreadable root certificate PEM: {e}")))?;
             if certs.is_empty() {
-                return Err(Error::Config(
-                    "root certificate PEM holds no certificate".into(),
-                ));
+                return Err(Error::Config("root certificate PEM holds no certificate".into()));
             }
             builder = builder.tls_certs_merge(certs);
         }
-        let http = builder
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = builder.build().map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(OpenVidu {
-            inner: Arc::new(Inner {
-                http,
-                base,
-                secret: self.secret,
-                sessions: Mutex::new(Registry::new()),
-            }),
+            inner: Arc::new(Inner { http, base, secret: self.secret, sessions: Mutex::new(Registry::new()) }),
         })
     }
 }
@@ -338,13 +282,9 @@ impl fmt::Debug for OpenViduBuilder {
 /// user info is dropped; a default port is omitted).
 pub(crate) fn base_url(url: &str) -> Result<String, Error> {
     // The URL's own text is never put in an error: it might carry credentials.
-    let parsed = url::Url::parse(url.trim())
-        .map_err(|e| Error::Config(format!("invalid OpenVidu URL: {e}")))?;
+    let parsed = url::Url::parse(url.trim()).map_err(|e| Error::Config(format!("invalid OpenVidu URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Error::Config(format!(
-            "invalid OpenVidu URL: scheme {:?} is not http or https",
-            parsed.scheme()
-        )));
+        return Err(Error::Config(format!("invalid OpenVidu URL: scheme {:?} is not http or https", parsed.scheme())));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(Error::Config("invalid OpenVidu URL: no host".into()));
@@ -377,11 +317,7 @@ pub(crate) struct Answer {
 impl Answer {
     /// This answer if its status is `expected`, else the [`Error::Http`] it stands for.
     pub(crate) fn expect(self, expected: u16) -> Result<Self, Error> {
-        if self.status == expected {
-            Ok(self)
-        } else {
-            Err(self.unexpected())
-        }
+        if self.status == expected { Ok(self) } else { Err(self.unexpected()) }
     }
 
     /// The [`Error::Http`] this answer stands for.
@@ -391,10 +327,7 @@ impl Answer {
 
     /// The body as JSON.
     pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body).map_err(|source| Error::Decode {
-            route: self.route.clone(),
-            source,
-        })
+        serde_json::from_slice(&self.body).map_err(|source| Error::Decode { route: self.route.clone(), source })
     }
 }
 
@@ -405,50 +338,28 @@ impl Inner {
     }
 
     /// Sends `body` as JSON to `/openvidu/api/{path}`.
-    pub(crate) async fn send_json<B: Serialize>(
-        &self,
-        method: Method,
-        path: &str,
-        body: &B,
-    ) -> Result<Answer, Error> {
+    pub(crate) async fn send_json<B: Serialize>(&self, method: Method, path: &str, body: &B) -> Result<Answer, Error> {
         self.execute(method, path, Some(body)).await
     }
 
-    async fn execute<B: Serialize>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<Answer, Error> {
+    async fn execute<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Answer, Error> {
         let route = format!("{method} /openvidu/api/{path}");
         let url = format!("{}/openvidu/api/{path}", self.base);
-        let mut request = self
-            .http
-            .request(method, url)
-            .basic_auth(USER, Some(&self.secret));
+        let mut request = self.http.request(method, url).basic_auth(USER, Some(&self.secret));
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .inspect_err(|e| tracing::debug!(%route, error = %e, "request failed"))?;
+        let response = request.send().await.inspect_err(|e| tracing::debug!(%route, error = %e, "request failed"))?;
         let status = response.status().as_u16();
         let body = response.bytes().await?.to_vec();
         tracing::debug!(%route, status, "OpenVidu answered");
-        Ok(Answer {
-            route,
-            status,
-            body,
-        })
+        Ok(Answer { route, status, body })
     }
 
     /// `GET /openvidu/api/sessions/{id}?pendingConnections=true` as a cache state.
     pub(crate) async fn get_session(&self, id: &SessionId) -> Result<SessionState, Error> {
         let path = format!("sessions/{id}?pendingConnections=true");
-        Ok(SessionState::from_json(
-            self.send(Method::GET, &path).await?.expect(200)?.json()?,
-        ))
+        Ok(SessionState::from_json(self.send(Method::GET, &path).await?.expect(200)?.json()?))
     }
 
     /// Sets the cached recording flag of `session`, if cached.
@@ -461,9 +372,7 @@ impl Inner {
 
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inner")
-            .field("url", &self.base)
-            .finish_non_exhaustive()
+        f.debug_struct("Inner").field("url", &self.base).finish_non_exhaustive()
     }
 }
 

@@ -64,10 +64,7 @@ impl Error {
 
     /// The error for an unexpected `status` answered with `body`.
     pub(crate) fn from_status(status: u16, body: &[u8]) -> Self {
-        Self::Http {
-            status,
-            message: error_message(status, body),
-        }
+        Self::Http { status, message: error_message(status, body) }
     }
 }
 
@@ -90,11 +87,7 @@ fn error_message(status: u16, body: &[u8]) -> String {
     if !text.is_empty() {
         return bounded(text);
     }
-    reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or_default()
-        .to_owned()
+    reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or_default().to_owned()
 }
 
 fn bounded(s: &str) -> String {

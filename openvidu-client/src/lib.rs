@@ -3,7 +3,8 @@
 //! An async client of the REST API of OpenVidu 2.20 servers — openvidu-rs's own server or the
 //! original Java one: the Rust twin of `openvidu-java-client` 2.20. It creates sessions and
 //! connections, records, signals and evicts, and keeps a local cache of the sessions it knows,
-//! refreshed by `fetch`. It is not a participant: it never joins a session or handles media.
+//! refreshed by `fetch`. It is not a participant: it never joins a session or handles media
+//! (the optional `participant` module, feature `participant`, does).
 //!
 //! - [`OpenVidu`]: the entry point for one server; sessions, recordings, signals, config.
 //! - [`Session`]: a cached session; its connections, tokens, evictions.
@@ -93,19 +94,18 @@ mod cache;
 mod client;
 mod error;
 mod options;
+#[cfg(feature = "participant")]
+pub mod participant;
 mod session;
 
 pub use client::{DEFAULT_TIMEOUT, OpenVidu, OpenViduBuilder};
 pub use error::Error;
-pub use openvidu_core::id::{
-    ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId, TypeOfVideo,
-};
+pub use openvidu_core::id::{ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId, TypeOfVideo};
 pub use openvidu_core::model::{
-    ActiveInfo, Connection, ConnectionProperties, ConnectionPropertiesBuilder, ConnectionStatus,
-    ConnectionType, KurentoOptions, KurentoOptionsBuilder, MediaMode, MediaOptions, Millis,
-    OpenViduRole, OutputMode, Publisher, Recording, RecordingLayout, RecordingMode,
-    RecordingProperties, RecordingPropertiesBuilder, RecordingStatus, SessionProperties,
-    SessionPropertiesBuilder, Subscriber, VideoCodec,
+    ActiveInfo, Connection, ConnectionProperties, ConnectionPropertiesBuilder, ConnectionStatus, ConnectionType,
+    KurentoOptions, KurentoOptionsBuilder, MediaMode, MediaOptions, Millis, OpenViduRole, OutputMode, Publisher,
+    Recording, RecordingLayout, RecordingMode, RecordingProperties, RecordingPropertiesBuilder, RecordingStatus,
+    SessionProperties, SessionPropertiesBuilder, Subscriber, VideoCodec,
 };
 pub use options::{SignalOptions, TokenOptions, TokenOptionsBuilder};
 pub use session::Session;

@@ -7,9 +7,7 @@ use openvidu_core::id::{ConnectionId, SessionId, StreamId};
 use openvidu_core::model::{
     Connection, ConnectionProperties, ConnectionStatus, Millis, OpenViduRole, SessionProperties,
 };
-use openvidu_core::wire::rest::{
-    ConnectionJson, CreateConnectionRequest, TokenJson, UpdateConnectionRequest,
-};
+use openvidu_core::wire::rest::{ConnectionJson, CreateConnectionRequest, TokenJson, UpdateConnectionRequest};
 use reqwest::Method;
 
 use crate::cache::{self, SharedState, lock};
@@ -68,12 +66,7 @@ impl Session {
 
     /// The cached connections whose token has been used (`status` active), oldest first.
     pub fn active_connections(&self) -> Vec<Connection> {
-        lock(&self.state)
-            .connections
-            .iter()
-            .filter(|c| c.status() == ConnectionStatus::Active)
-            .cloned()
-            .collect()
+        lock(&self.state).connections.iter().filter(|c| c.status() == ConnectionStatus::Active).cloned().collect()
     }
 
     /// Creates a connection (`POST /openvidu/api/sessions/{id}/connection`) and caches it.
@@ -81,19 +74,11 @@ impl Session {
     /// A WEBRTC connection is pending: give its [`Connection::token`] to the participant. An
     /// IPCAM connection is active at once. Typical errors: 404 unknown session, 400 bad
     /// properties.
-    pub async fn create_connection(
-        &self,
-        properties: ConnectionProperties,
-    ) -> Result<Connection, Error> {
+    pub async fn create_connection(&self, properties: ConnectionProperties) -> Result<Connection, Error> {
         let body = CreateConnectionRequest::from(&properties);
         let path = format!("sessions/{}/connection", self.id);
-        let connection = self
-            .inner
-            .send_json(Method::POST, &path, &body)
-            .await?
-            .expect(200)?
-            .json::<ConnectionJson>()?
-            .into_model();
+        let connection =
+            self.inner.send_json(Method::POST, &path, &body).await?.expect(200)?.json::<ConnectionJson>()?.into_model();
         lock(&self.state).upsert_connection(connection.clone());
         Ok(connection)
     }
@@ -103,12 +88,7 @@ impl Session {
     /// still use the token flow.
     pub async fn generate_token(&self, options: TokenOptions) -> Result<String, Error> {
         let body = options.to_request(self.id.as_str());
-        let token: TokenJson = self
-            .inner
-            .send_json(Method::POST, "tokens", &body)
-            .await?
-            .expect(200)?
-            .json()?;
+        let token: TokenJson = self.inner.send_json(Method::POST, "tokens", &body).await?.expect(200)?.json()?;
         let mut properties = ConnectionProperties::default();
         properties.role = token.role;
         properties.data = token.data.clone();
@@ -189,12 +169,7 @@ impl Session {
                 if let Some(cached) = lock(&self.state).connection(connection) {
                     return Ok(cached.clone());
                 }
-                self.inner
-                    .send(Method::GET, &path)
-                    .await?
-                    .expect(200)?
-                    .json::<ConnectionJson>()?
-                    .into_model()
+                self.inner.send(Method::GET, &path).await?.expect(200)?.json::<ConnectionJson>()?.into_model()
             }
             _ => return Err(answer.unexpected()),
         };

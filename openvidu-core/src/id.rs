@@ -14,9 +14,7 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 
 /// True when `s` matches OpenVidu's custom id regex `^[a-zA-Z0-9_-]+$`.
 pub fn is_valid_custom_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 macro_rules! string_id {
@@ -98,22 +96,14 @@ string_id!(
 impl StreamId {
     /// The connection that owns this stream: stream ids end in the owner's connection id.
     pub fn owner(&self) -> Option<ConnectionId> {
-        ["_con_", "_ipc_"].iter().find_map(|sep| {
-            self.0
-                .find(sep)
-                .map(|i| ConnectionId(self.0[i + 1..].to_owned()))
-        })
+        ["_con_", "_ipc_"].iter().find_map(|sep| self.0.find(sep).map(|i| ConnectionId(self.0[i + 1..].to_owned())))
     }
 }
 
 impl RecordingId {
     /// The recording id for the `n`-th recording of a session id (`0` = the bare session id).
     pub fn nth(session: &SessionId, n: u32) -> Self {
-        if n == 0 {
-            Self(session.0.clone())
-        } else {
-            Self(format!("{}-{n}", session.0))
-        }
+        if n == 0 { Self(session.0.clone()) } else { Self(format!("{}-{n}", session.0)) }
     }
 }
 
@@ -235,10 +225,7 @@ impl Token {
     /// Parses a full token URL, or a bare `tok_…` id (then `ws_url` is empty and `session_id` must
     /// come from elsewhere, so this returns an error for bare ids).
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let invalid = || IdError::Invalid {
-            kind: "token",
-            value: s.to_owned(),
-        };
+        let invalid = || IdError::Invalid { kind: "token", value: s.to_owned() };
         let (base, query) = s.split_once('?').ok_or_else(invalid)?;
         let mut session = None;
         let mut token = None;
@@ -259,11 +246,7 @@ impl Token {
 
 impl fmt::Display for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}?sessionId={}&token={}",
-            self.ws_url, self.session_id, self.token_id
-        )
+        write!(f, "{}?sessionId={}&token={}", self.ws_url, self.session_id, self.token_id)
     }
 }
 

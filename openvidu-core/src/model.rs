@@ -9,8 +9,7 @@ use crate::id::{ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId, Typ
 
 mod builder;
 pub use builder::{
-    ConnectionPropertiesBuilder, KurentoOptionsBuilder, RecordingPropertiesBuilder,
-    SessionPropertiesBuilder,
+    ConnectionPropertiesBuilder, KurentoOptionsBuilder, RecordingPropertiesBuilder, SessionPropertiesBuilder,
 };
 
 /// Milliseconds since the Unix epoch, as OpenVidu stamps every object.
@@ -315,14 +314,7 @@ pub struct Session {
 impl Session {
     /// A session created now with these properties.
     pub fn new(id: SessionId, created_at: Millis, properties: SessionProperties) -> Self {
-        Self {
-            id,
-            created_at,
-            properties,
-            active: false,
-            recording: false,
-            media_node_id: None,
-        }
+        Self { id, created_at, properties, active: false, recording: false, media_node_id: None }
     }
 
     /// `<sessionId>_<createdAt>`, the id of this incarnation of the session in CDR and webhooks.
@@ -349,19 +341,8 @@ pub struct ActiveInfo {
 
 impl ActiveInfo {
     /// What a participant that joined `at` from `ip` told about itself.
-    pub fn new(
-        active_at: Millis,
-        ip: Option<String>,
-        platform: String,
-        client_data: String,
-    ) -> Self {
-        Self {
-            active_at,
-            location: "unknown".to_owned(),
-            ip,
-            platform,
-            client_data,
-        }
+    pub fn new(active_at: Millis, ip: Option<String>, platform: String, client_data: String) -> Self {
+        Self { active_at, location: "unknown".to_owned(), ip, platform, client_data }
     }
 }
 
@@ -387,6 +368,22 @@ pub struct MediaOptions {
     pub filter: serde_json::Value,
 }
 
+impl MediaOptions {
+    /// Options of a stream with these tracks, unmuted, no filter.
+    pub fn new(has_audio: bool, has_video: bool, type_of_video: Option<TypeOfVideo>) -> Self {
+        Self {
+            has_audio,
+            audio_active: has_audio,
+            has_video,
+            video_active: has_video,
+            type_of_video: if has_video { type_of_video } else { None },
+            frame_rate: None,
+            video_dimensions: None,
+            filter: serde_json::Value::Object(Default::default()),
+        }
+    }
+}
+
 /// A stream a connection publishes.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -399,6 +396,13 @@ pub struct Publisher {
     pub media_options: MediaOptions,
 }
 
+impl Publisher {
+    /// A stream published at `created_at`.
+    pub fn new(stream_id: StreamId, created_at: Millis, media_options: MediaOptions) -> Self {
+        Self { stream_id, created_at, media_options }
+    }
+}
+
 /// A stream a connection receives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -407,6 +411,13 @@ pub struct Subscriber {
     pub stream_id: StreamId,
     /// When the subscription started.
     pub created_at: Millis,
+}
+
+impl Subscriber {
+    /// A subscription to `stream_id` made at `created_at`.
+    pub fn new(stream_id: StreamId, created_at: Millis) -> Self {
+        Self { stream_id, created_at }
+    }
 }
 
 /// A connection: one participant's seat in a session, pending until its token is used.
@@ -454,11 +465,7 @@ impl Connection {
 
     /// Pending or active.
     pub fn status(&self) -> ConnectionStatus {
-        if self.active.is_some() {
-            ConnectionStatus::Active
-        } else {
-            ConnectionStatus::Pending
-        }
+        if self.active.is_some() { ConnectionStatus::Active } else { ConnectionStatus::Pending }
     }
 
     /// The address the client connected from (`Connection.ip`), once active.

@@ -4,8 +4,7 @@
 use crate::error::{RequestError, RuleError};
 use crate::id::{RecordingId, SessionId};
 use crate::model::{
-    ActiveInfo, Connection, ConnectionStatus, MediaMode, OpenViduRole, RecordingProperties,
-    RecordingStatus, Session,
+    ActiveInfo, Connection, ConnectionStatus, MediaMode, OpenViduRole, RecordingProperties, RecordingStatus, Session,
 };
 
 /// Makes a pending connection active. A connection goes pending → active once.
@@ -29,26 +28,12 @@ pub fn can_moderate(role: OpenViduRole) -> bool {
 
 /// Checks a role may publish.
 pub fn check_publish(role: OpenViduRole) -> Result<(), RuleError> {
-    if can_publish(role) {
-        Ok(())
-    } else {
-        Err(RuleError::NotAllowed {
-            role,
-            action: "publish",
-        })
-    }
+    if can_publish(role) { Ok(()) } else { Err(RuleError::NotAllowed { role, action: "publish" }) }
 }
 
 /// Checks a role may moderate.
 pub fn check_moderate(role: OpenViduRole) -> Result<(), RuleError> {
-    if can_moderate(role) {
-        Ok(())
-    } else {
-        Err(RuleError::NotAllowed {
-            role,
-            action: "moderate",
-        })
-    }
+    if can_moderate(role) { Ok(()) } else { Err(RuleError::NotAllowed { role, action: "moderate" }) }
 }
 
 /// Whether a recording may go from `from` to `to` (spec §3.2).
@@ -66,10 +51,7 @@ pub fn recording_may_become(from: RecordingStatus, to: RecordingStatus) -> bool 
 }
 
 /// Moves a recording status, refusing transitions spec §3.2 does not draw.
-pub fn recording_transition(
-    status: &mut RecordingStatus,
-    to: RecordingStatus,
-) -> Result<(), RuleError> {
+pub fn recording_transition(status: &mut RecordingStatus, to: RecordingStatus) -> Result<(), RuleError> {
     if recording_may_become(*status, to) {
         *status = to;
         Ok(())
@@ -98,10 +80,7 @@ impl RecordingStartRefusal {
 }
 
 /// Whether a recording may start in `session` with `participants` active connections.
-pub fn check_recording_start(
-    session: &Session,
-    participants: usize,
-) -> Result<(), RecordingStartRefusal> {
+pub fn check_recording_start(session: &Session, participants: usize) -> Result<(), RecordingStartRefusal> {
     if session.properties.media_mode != MediaMode::Routed || session.recording {
         return Err(RecordingStartRefusal::Conflict);
     }

@@ -13,11 +13,7 @@ use tokio::sync::mpsc;
 pub fn file_name(day: OffsetDateTime, start: OffsetDateTime) -> String {
     let d = format_description!("[year]-[month]-[day]");
     let t = format_description!("[hour]-[minute]-[second]");
-    format!(
-        "CDR.{}_{}.log",
-        day.format(d).unwrap_or_default(),
-        start.format(t).unwrap_or_default()
-    )
+    format!("CDR.{}_{}.log", day.format(d).unwrap_or_default(), start.format(t).unwrap_or_default())
 }
 
 /// Appends every event of `rx` to the CDR until the queue closes.
@@ -32,12 +28,7 @@ pub async fn run(dir: PathBuf, mut rx: mpsc::Receiver<WebhookEvent>) {
         let name = file_name(OffsetDateTime::now_utc(), start);
         if current.as_ref().map(|(n, _)| n != &name).unwrap_or(true) {
             let path = dir.join(&name);
-            match tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .await
-            {
+            match tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await {
                 Ok(f) => current = Some((name, f)),
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "CDR file cannot be opened");

@@ -28,10 +28,7 @@ pub enum ConfigError {
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { name, reason: reason.into() }
 }
 
 /// Who receives `recordingStarted`/`recordingStopped` notifications.
@@ -63,11 +60,7 @@ impl RecordingNotification {
 
 /// Command-line flags and environment variables of `openvidu-server`.
 #[derive(Clone, Debug, Parser)]
-#[command(
-    name = "openvidu-server",
-    version,
-    about = "openvidu-rs master node (OpenVidu 2.20 compatible)"
-)]
+#[command(name = "openvidu-server", version, about = "openvidu-rs master node (OpenVidu 2.20 compatible)")]
 pub struct Args {
     /// Secret of the REST API (user OPENVIDUAPP). Required; [a-zA-Z0-9_-] only.
     #[arg(long, env = "OPENVIDU_SECRET", hide_env_values = true)]
@@ -103,36 +96,19 @@ pub struct Args {
     #[arg(long, env = "OPENVIDU_RECORDING", default_value_t = false, action = ArgAction::Set)]
     pub openvidu_recording: bool,
     /// Root folder of recordings.
-    #[arg(
-        long,
-        env = "OPENVIDU_RECORDING_PATH",
-        default_value = "/opt/openvidu/recordings"
-    )]
+    #[arg(long, env = "OPENVIDU_RECORDING_PATH", default_value = "/opt/openvidu/recordings")]
     pub openvidu_recording_path: PathBuf,
     /// Serve recordings without authentication.
     #[arg(long, env = "OPENVIDU_RECORDING_PUBLIC_ACCESS", default_value_t = false, action = ArgAction::Set)]
     pub openvidu_recording_public_access: bool,
     /// Who is notified of recordings.
-    #[arg(
-        long,
-        env = "OPENVIDU_RECORDING_NOTIFICATION",
-        value_enum,
-        default_value = "publisher_moderator"
-    )]
+    #[arg(long, env = "OPENVIDU_RECORDING_NOTIFICATION", value_enum, default_value = "publisher_moderator")]
     pub openvidu_recording_notification: RecordingNotification,
     /// Root folder of custom layouts.
-    #[arg(
-        long,
-        env = "OPENVIDU_RECORDING_CUSTOM_LAYOUT",
-        default_value = "/opt/openvidu/custom-layout"
-    )]
+    #[arg(long, env = "OPENVIDU_RECORDING_CUSTOM_LAYOUT", default_value = "/opt/openvidu/custom-layout")]
     pub openvidu_recording_custom_layout: PathBuf,
     /// Seconds before an unattended recording stops.
-    #[arg(
-        long,
-        env = "OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT",
-        default_value_t = 120
-    )]
+    #[arg(long, env = "OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", default_value_t = 120)]
     pub openvidu_recording_autostop_timeout: u64,
     /// Base URL the composer uses to reach this server.
     #[arg(long, env = "OPENVIDU_RECORDING_COMPOSED_URL", default_value = "")]
@@ -153,60 +129,41 @@ pub struct Args {
     #[arg(long, env = "OPENVIDU_WEBHOOK_EVENTS")]
     pub openvidu_webhook_events: Option<String>,
     /// Max kbps received from a publisher (0 = unconstrained).
-    #[arg(
-        long,
-        env = "OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH",
-        default_value_t = 1000
-    )]
+    #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH", default_value_t = 1000)]
     pub openvidu_streams_video_max_recv_bandwidth: u32,
     /// Min kbps received from a publisher.
-    #[arg(
-        long,
-        env = "OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH",
-        default_value_t = 300
-    )]
+    #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH", default_value_t = 300)]
     pub openvidu_streams_video_min_recv_bandwidth: u32,
     /// Max kbps sent to a subscriber.
-    #[arg(
-        long,
-        env = "OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH",
-        default_value_t = 1000
-    )]
+    #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH", default_value_t = 1000)]
     pub openvidu_streams_video_max_send_bandwidth: u32,
     /// Min kbps sent to a subscriber.
-    #[arg(
-        long,
-        env = "OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH",
-        default_value_t = 300
-    )]
+    #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH", default_value_t = 300)]
     pub openvidu_streams_video_min_send_bandwidth: u32,
     /// Forced codec: VP8, VP9, H264 or NONE.
-    #[arg(
-        long,
-        env = "OPENVIDU_STREAMS_FORCED_VIDEO_CODEC",
-        default_value = "VP8"
-    )]
+    #[arg(long, env = "OPENVIDU_STREAMS_FORCED_VIDEO_CODEC", default_value = "VP8")]
     pub openvidu_streams_forced_video_codec: String,
     /// Allow transcoding.
     #[arg(long, env = "OPENVIDU_STREAMS_ALLOW_TRANSCODING", default_value_t = false, action = ArgAction::Set)]
     pub openvidu_streams_allow_transcoding: bool,
     /// Seconds between garbage collections of never-joined sessions (0 = off).
-    #[arg(
-        long,
-        env = "OPENVIDU_SESSIONS_GARBAGE_INTERVAL",
-        default_value_t = 900
-    )]
+    #[arg(long, env = "OPENVIDU_SESSIONS_GARBAGE_INTERVAL", default_value_t = 900)]
     pub openvidu_sessions_garbage_interval: u64,
     /// Minimum age in seconds of a never-joined session before it is collected.
-    #[arg(
-        long,
-        env = "OPENVIDU_SESSIONS_GARBAGE_THRESHOLD",
-        default_value_t = 3600
-    )]
+    #[arg(long, env = "OPENVIDU_SESSIONS_GARBAGE_THRESHOLD", default_value_t = 3600)]
     pub openvidu_sessions_garbage_threshold: u64,
     /// Serve the deprecated /api, /config, /cdr, /recordings paths.
     #[arg(long, env = "SUPPORT_DEPRECATED_API", default_value_t = true, action = ArgAction::Set)]
     pub support_deprecated_api: bool,
+    /// Serve `POST /demo/token` for the demo page at `/` (development only).
+    #[arg(long, env = "OPENVIDU_DEMO", default_value_t = false, action = ArgAction::Set)]
+    pub openvidu_demo: bool,
+    /// Comma-separated local addresses the media engine binds and offers as ICE host candidates.
+    #[arg(long, env = "OPENVIDU_WEBRTC_ADDRESSES", default_value = "127.0.0.1")]
+    pub openvidu_webrtc_addresses: String,
+    /// The one UDP port every WebRTC peer uses (0 = any free port).
+    #[arg(long, env = "OPENVIDU_WEBRTC_UDP_PORT", default_value_t = 0)]
+    pub openvidu_webrtc_udp_port: u16,
     /// Seconds a participant whose socket dropped may reconnect (`connect`) before eviction.
     #[arg(long, env = "OPENVIDU_RECONNECTION_WINDOW", default_value_t = 10)]
     pub openvidu_reconnection_window: u64,
@@ -281,6 +238,12 @@ pub struct Config {
     pub support_deprecated_api: bool,
     /// Body limit.
     pub max_request_body: usize,
+    /// Whether the demo token endpoint is on.
+    pub demo: bool,
+    /// Addresses of the ICE host candidates.
+    pub webrtc_addresses: Vec<IpAddr>,
+    /// The shared WebRTC UDP port (0 = any).
+    pub webrtc_udp_port: u16,
     /// Reconnection window of participants whose socket dropped.
     pub reconnection_window: Duration,
     /// Proxies whose forwarding headers give the client address.
@@ -303,15 +266,11 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -322,23 +281,12 @@ impl IpNet {
 impl std::str::FromStr for IpNet {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, p) = s
-            .split_once('/')
-            .map(|(a, p)| (a, Some(p)))
-            .unwrap_or((s, None));
-        let addr: IpAddr = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP network"))?;
+        let (a, p) = s.split_once('/').map(|(a, p)| (a, Some(p))).unwrap_or((s, None));
+        let addr: IpAddr = a.trim().parse().map_err(|_| format!("{s:?} is not an IP network"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: bad prefix"))?,
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{s:?}: bad prefix"))?,
         };
         Ok(Self { addr, prefix })
     }
@@ -376,25 +324,22 @@ impl Config {
             max_request_body: 1 << 20,
             reconnection_window: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
+            webrtc_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            webrtc_udp_port: 0,
+            demo: false,
         }
     }
 
     /// Checks what cannot be checked by type: the secret's characters, URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.secret.is_empty() || !openvidu_core::id::is_valid_custom_id(&self.secret) {
-            return Err(invalid(
-                "OPENVIDU_SECRET",
-                "must be a non-empty string of characters [a-zA-Z0-9_-]",
-            ));
+            return Err(invalid("OPENVIDU_SECRET", "must be a non-empty string of characters [a-zA-Z0-9_-]"));
         }
         if let Some(url) = &self.public_url {
             let parsed = url::Url::parse(url)
                 .map_err(|e| invalid("OPENVIDU_PUBLICURL", format!("{url:?} is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(invalid(
-                    "OPENVIDU_PUBLICURL",
-                    "must start with https:// or http://",
-                ));
+                return Err(invalid("OPENVIDU_PUBLICURL", "must start with https:// or http://"));
             }
         }
         Ok(())
@@ -402,12 +347,8 @@ impl Config {
 }
 
 fn parse_json_strings(name: &'static str, text: &str) -> Result<Vec<String>, ConfigError> {
-    serde_json::from_str::<Vec<String>>(text).map_err(|e| {
-        invalid(
-            name,
-            format!("must be a JSON array of strings ({e}): {text}"),
-        )
-    })
+    serde_json::from_str::<Vec<String>>(text)
+        .map_err(|e| invalid(name, format!("must be a JSON array of strings ({e}): {text}")))
 }
 
 impl TryFrom<Args> for Config {
@@ -418,49 +359,30 @@ impl TryFrom<Args> for Config {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => {
-                return Err(invalid(
-                    "OPENVIDU_TLS_CERT",
-                    "OPENVIDU_TLS_CERT and OPENVIDU_TLS_KEY go together",
-                ));
+                return Err(invalid("OPENVIDU_TLS_CERT", "OPENVIDU_TLS_CERT and OPENVIDU_TLS_KEY go together"));
             }
         };
         let webhook = if a.openvidu_webhook {
             let endpoint = url::Url::parse(&a.openvidu_webhook_endpoint).map_err(|e| {
-                invalid(
-                    "OPENVIDU_WEBHOOK_ENDPOINT",
-                    format!("mandatory URL when OPENVIDU_WEBHOOK=true: {e}"),
-                )
+                invalid("OPENVIDU_WEBHOOK_ENDPOINT", format!("mandatory URL when OPENVIDU_WEBHOOK=true: {e}"))
             })?;
-            let headers =
-                parse_json_strings("OPENVIDU_WEBHOOK_HEADERS", &a.openvidu_webhook_headers)?
-                    .into_iter()
-                    .map(|h| {
-                        h.split_once(':')
-                            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                            .filter(|(k, _)| !k.is_empty())
-                            .ok_or_else(|| {
-                                invalid(
-                                    "OPENVIDU_WEBHOOK_HEADERS",
-                                    format!("{h:?} is not \"Name: value\""),
-                                )
-                            })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+            let headers = parse_json_strings("OPENVIDU_WEBHOOK_HEADERS", &a.openvidu_webhook_headers)?
+                .into_iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .filter(|(k, _)| !k.is_empty())
+                        .ok_or_else(|| invalid("OPENVIDU_WEBHOOK_HEADERS", format!("{h:?} is not \"Name: value\"")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let events = match &a.openvidu_webhook_events {
                 None => EventType::ALL.to_vec(),
                 Some(text) => parse_json_strings("OPENVIDU_WEBHOOK_EVENTS", text)?
                     .iter()
-                    .map(|e| {
-                        e.parse()
-                            .map_err(|r: String| invalid("OPENVIDU_WEBHOOK_EVENTS", r))
-                    })
+                    .map(|e| e.parse().map_err(|r: String| invalid("OPENVIDU_WEBHOOK_EVENTS", r)))
                     .collect::<Result<_, _>>()?,
             };
-            Some(WebhookConfig {
-                endpoint,
-                headers,
-                events,
-            })
+            Some(WebhookConfig { endpoint, headers, events })
         } else {
             None
         };
@@ -470,10 +392,7 @@ impl TryFrom<Args> for Config {
         .map_err(|_| {
             invalid(
                 "OPENVIDU_STREAMS_FORCED_VIDEO_CODEC",
-                format!(
-                    "{:?} is not one of VP8, VP9, H264, NONE",
-                    a.openvidu_streams_forced_video_codec
-                ),
+                format!("{:?} is not one of VP8, VP9, H264, NONE", a.openvidu_streams_forced_video_codec),
             )
         })?;
         let config = Self {
@@ -508,14 +427,23 @@ impl TryFrom<Args> for Config {
             support_deprecated_api: a.support_deprecated_api,
             max_request_body: a.openvidu_max_request_body,
             reconnection_window: Duration::from_secs(a.openvidu_reconnection_window),
+            webrtc_addresses: a
+                .openvidu_webrtc_addresses
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.trim()
+                        .parse()
+                        .map_err(|_| invalid("OPENVIDU_WEBRTC_ADDRESSES", format!("{p:?} is not an IP address")))
+                })
+                .collect::<Result<_, _>>()?,
+            webrtc_udp_port: a.openvidu_webrtc_udp_port,
+            demo: a.openvidu_demo,
             trusted_proxies: a
                 .openvidu_trusted_proxies
                 .split(',')
                 .filter(|p| !p.trim().is_empty())
-                .map(|p| {
-                    p.parse()
-                        .map_err(|e: String| invalid("OPENVIDU_TRUSTED_PROXIES", e))
-                })
+                .map(|p| p.parse().map_err(|e: String| invalid("OPENVIDU_TRUSTED_PROXIES", e)))
                 .collect::<Result<_, _>>()?,
         };
         config.validate()?;

@@ -24,6 +24,7 @@
 
 pub mod cdr;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod participants;
 pub mod recordings;

@@ -38,15 +38,11 @@ pub struct Participant {
 impl Participant {
     /// Whether it may publish.
     pub fn may_publish(&self) -> bool {
-        self.role
-            .map(openvidu_core::rules::can_publish)
-            .unwrap_or(true)
+        self.role.map(openvidu_core::rules::can_publish).unwrap_or(true)
     }
     /// Whether it may force others out.
     pub fn may_moderate(&self) -> bool {
-        self.role
-            .map(openvidu_core::rules::can_moderate)
-            .unwrap_or(true)
+        self.role.map(openvidu_core::rules::can_moderate).unwrap_or(true)
     }
 }
 
@@ -78,18 +74,9 @@ impl Participants {
         tx: UnboundedSender<Outgoing>,
     ) {
         self.with(|s| {
-            s.by_connection
-                .insert(connection.clone(), rpc_id.to_owned());
-            s.by_rpc.insert(
-                rpc_id.to_owned(),
-                Participant {
-                    session,
-                    connection,
-                    role,
-                    tx: Some(tx),
-                    detached_at: None,
-                },
-            );
+            s.by_connection.insert(connection.clone(), rpc_id.to_owned());
+            s.by_rpc
+                .insert(rpc_id.to_owned(), Participant { session, connection, role, tx: Some(tx), detached_at: None });
         });
     }
 
@@ -100,23 +87,13 @@ impl Participants {
 
     /// The participant holding a connection.
     pub fn by_connection(&self, connection: &ConnectionId) -> Option<Participant> {
-        self.with(|s| {
-            s.by_connection
-                .get(connection)
-                .and_then(|r| s.by_rpc.get(r))
-                .cloned()
-        })
+        self.with(|s| s.by_connection.get(connection).and_then(|r| s.by_rpc.get(r)).cloned())
     }
 
     /// Changes a participant's role (after a REST update).
     pub fn set_role(&self, connection: &ConnectionId, role: OpenViduRole) {
         self.with(|s| {
-            if let Some(p) = s
-                .by_connection
-                .get(connection)
-                .cloned()
-                .and_then(|r| s.by_rpc.get_mut(&r))
-            {
+            if let Some(p) = s.by_connection.get(connection).cloned().and_then(|r| s.by_rpc.get_mut(&r)) {
                 p.role = Some(role);
             }
         });
@@ -166,10 +143,7 @@ impl Participants {
         self.with(|s| {
             s.by_rpc
                 .values()
-                .filter(|p| {
-                    p.detached_at
-                        .is_some_and(|t| now.duration_since(t) >= window)
-                })
+                .filter(|p| p.detached_at.is_some_and(|t| now.duration_since(t) >= window))
                 .cloned()
                 .collect()
         })
@@ -179,11 +153,7 @@ impl Participants {
     pub fn notify(&self, connection: &ConnectionId, n: &Notification) {
         let frame = notification_frame(n);
         self.with(|s| {
-            if let Some(tx) = s
-                .by_connection
-                .get(connection)
-                .and_then(|r| s.by_rpc.get(r))
-                .and_then(|p| p.tx.as_ref())
+            if let Some(tx) = s.by_connection.get(connection).and_then(|r| s.by_rpc.get(r)).and_then(|p| p.tx.as_ref())
             {
                 let _ = tx.send(Outgoing::Frame(frame));
             }
@@ -191,20 +161,11 @@ impl Participants {
     }
 
     /// Sends a notification to these connections.
-    pub fn notify_all<'a>(
-        &self,
-        connections: impl IntoIterator<Item = &'a ConnectionId>,
-        n: &Notification,
-    ) {
+    pub fn notify_all<'a>(&self, connections: impl IntoIterator<Item = &'a ConnectionId>, n: &Notification) {
         let frame = notification_frame(n);
         self.with(|s| {
             for c in connections {
-                if let Some(tx) = s
-                    .by_connection
-                    .get(c)
-                    .and_then(|r| s.by_rpc.get(r))
-                    .and_then(|p| p.tx.as_ref())
-                {
+                if let Some(tx) = s.by_connection.get(c).and_then(|r| s.by_rpc.get(r)).and_then(|p| p.tx.as_ref()) {
                     let _ = tx.send(Outgoing::Frame(frame.clone()));
                 }
             }
@@ -231,37 +192,18 @@ mod tests {
         let reg = Participants::default();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let c = ConnectionId::parse("con_A").unwrap();
-        reg.insert(
-            "rpc1",
-            SessionId::parse("s").unwrap(),
-            c.clone(),
-            Some(OpenViduRole::Publisher),
-            tx,
-        );
+        reg.insert("rpc1", SessionId::parse("s").unwrap(), c.clone(), Some(OpenViduRole::Publisher), tx);
         let t0 = Instant::now();
         reg.detach("rpc1", t0);
-        assert!(
-            reg.expired(t0 + Duration::from_secs(5), Duration::from_secs(10))
-                .is_empty()
-        );
-        assert_eq!(
-            reg.expired(t0 + Duration::from_secs(10), Duration::from_secs(10))
-                .len(),
-            1
-        );
+        assert!(reg.expired(t0 + Duration::from_secs(5), Duration::from_secs(10)).is_empty());
+        assert_eq!(reg.expired(t0 + Duration::from_secs(10), Duration::from_secs(10)).len(), 1);
         let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel();
         assert!(reg.reattach("rpc1", tx2).is_some());
-        assert!(
-            reg.expired(t0 + Duration::from_secs(60), Duration::from_secs(10))
-                .is_empty()
-        );
+        assert!(reg.expired(t0 + Duration::from_secs(60), Duration::from_secs(10)).is_empty());
         reg.notify(&c, &Notification::MediaError { error: "x".into() });
         assert!(matches!(rx2.try_recv(), Ok(Outgoing::Frame(f)) if f.contains("mediaError")));
         assert!(rx.try_recv().is_err(), "the old socket gets nothing");
-        assert!(
-            reg.reattach("nope", tokio::sync::mpsc::unbounded_channel().0)
-                .is_none()
-        );
+        assert!(reg.reattach("nope", tokio::sync::mpsc::unbounded_channel().0).is_none());
         reg.remove(&c);
         assert_eq!(rx2.try_recv(), Ok(Outgoing::Close));
         assert!(reg.is_empty());

@@ -33,10 +33,7 @@ pub struct RecordingFolder {
 impl RecordingFolder {
     /// The folder `root`, whose files are served under `<public_url>/openvidu/recordings/`.
     pub fn new(root: PathBuf, public_url: String) -> Self {
-        Self {
-            root,
-            public_url: public_url.trim_end_matches('/').to_owned(),
-        }
+        Self { root, public_url: public_url.trim_end_matches('/').to_owned() }
     }
 
     /// The root folder.
@@ -55,15 +52,11 @@ impl RecordingFolder {
             _ if r.properties.has_video => "mp4",
             _ => "webm",
         };
-        format!(
-            "{}/openvidu/recordings/{}/{}.{ext}",
-            self.public_url, r.id, r.properties.name
-        )
+        format!("{}/openvidu/recordings/{}/{}.{ext}", self.public_url, r.id, r.properties.name)
     }
 
     fn with_url(&self, mut r: Recording) -> Recording {
-        r.url = matches!(r.status, RecordingStatus::Ready | RecordingStatus::Failed)
-            .then(|| self.url_of(&r));
+        r.url = matches!(r.status, RecordingStatus::Ready | RecordingStatus::Failed).then(|| self.url_of(&r));
         r
     }
 
@@ -92,11 +85,7 @@ impl RecordingFolder {
             Err(e) => return Err(e.into()),
         };
         while let Some(entry) = dir.next_entry().await? {
-            let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| RecordingId::parse(n).ok())
-            else {
+            let Some(id) = entry.file_name().to_str().and_then(|n| RecordingId::parse(n).ok()) else {
                 continue;
             };
             match self.get(&id).await {
@@ -123,10 +112,7 @@ impl RecordingFolder {
     /// Deletes a finished recording's folder.
     pub async fn delete(&self, id: &RecordingId) -> Result<(), RecordingStoreError> {
         let r = self.get(id).await?;
-        if matches!(
-            r.status,
-            RecordingStatus::Starting | RecordingStatus::Started
-        ) {
+        if matches!(r.status, RecordingStatus::Starting | RecordingStatus::Started) {
             return Err(RecordingStoreError::InProgress(id.clone()));
         }
         tokio::fs::remove_dir_all(self.root.join(id.as_str())).await?;
@@ -186,40 +172,19 @@ mod tests {
         let folder = RecordingFolder::new(dir.path().to_owned(), "https://h:4443/".into());
         let sid = SessionId::parse("ses_A").unwrap();
         assert_eq!(folder.next_id(&sid).await.as_str(), "ses_A");
-        folder
-            .save(&rec("ses_A", RecordingStatus::Ready, 1))
-            .await
-            .unwrap();
-        folder
-            .save(&rec("ses_A-1", RecordingStatus::Started, 2))
-            .await
-            .unwrap();
+        folder.save(&rec("ses_A", RecordingStatus::Ready, 1)).await.unwrap();
+        folder.save(&rec("ses_A-1", RecordingStatus::Started, 2)).await.unwrap();
         assert_eq!(folder.next_id(&sid).await.as_str(), "ses_A-2");
 
         let list = folder.list().await.unwrap();
-        assert_eq!(
-            list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ["ses_A-1", "ses_A"]
-        );
-        let ready = folder
-            .get(&RecordingId::parse("ses_A").unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            ready.url.as_deref(),
-            Some("https://h:4443/openvidu/recordings/ses_A/ses_A.mp4")
-        );
+        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["ses_A-1", "ses_A"]);
+        let ready = folder.get(&RecordingId::parse("ses_A").unwrap()).await.unwrap();
+        assert_eq!(ready.url.as_deref(), Some("https://h:4443/openvidu/recordings/ses_A/ses_A.mp4"));
         assert!(list[0].url.is_none(), "no url while started");
 
         let started = RecordingId::parse("ses_A-1").unwrap();
-        assert!(matches!(
-            folder.delete(&started).await,
-            Err(RecordingStoreError::InProgress(_))
-        ));
+        assert!(matches!(folder.delete(&started).await, Err(RecordingStoreError::InProgress(_))));
         folder.delete(&ready.id).await.unwrap();
-        assert!(matches!(
-            folder.get(&ready.id).await,
-            Err(RecordingStoreError::NotFound(_))
-        ));
+        assert!(matches!(folder.get(&ready.id).await, Err(RecordingStoreError::NotFound(_))));
     }
 }

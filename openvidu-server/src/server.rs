@@ -9,6 +9,8 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use openvidu_media::{LocalMediaNode, MediaConfig, MediaError, MediaNode, UdpPorts};
+
 use crate::config::{Config, ConfigError};
 use crate::events::{Events, QUEUE_CAPACITY};
 use crate::service::OpenViduService;
@@ -34,6 +36,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The media engine could not start.
+    #[error("media engine: {0}")]
+    Media(#[from] MediaError),
     /// The recordings folder is not usable.
     #[error("OPENVIDU_RECORDING_PATH {path}: {source}")]
     RecordingPath {
@@ -59,11 +64,7 @@ impl Server {
     /// An embedded server on `127.0.0.1`, any free port, self-signed TLS, random secret.
     pub fn builder() -> ServerBuilder {
         let secret = RandomIds.random_suffix(23);
-        ServerBuilder {
-            config: Config::embedded(secret),
-            store: None,
-            ids: Arc::new(RandomIds),
-        }
+        ServerBuilder { config: Config::embedded(secret), store: None, ids: Arc::new(RandomIds) }
     }
 }
 
@@ -131,14 +132,9 @@ impl ServerBuilder {
         let _ = rustls::crypto::ring::default_provider().install_default();
 
         let addr = SocketAddr::new(config.address, config.port);
-        let listener = std::net::TcpListener::bind(addr)
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        listener.set_nonblocking(true).map_err(|source| ServerError::Bind { addr, source })?;
+        let local = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
 
         config.port = local.port();
         let scheme = if config.https { "https" } else { "http" };
@@ -162,11 +158,9 @@ impl ServerBuilder {
         });
 
         if config.recording {
-            std::fs::create_dir_all(&config.recording_path).map_err(|source| {
-                ServerError::RecordingPath {
-                    path: config.recording_path.display().to_string(),
-                    source,
-                }
+            std::fs::create_dir_all(&config.recording_path).map_err(|source| ServerError::RecordingPath {
+                path: config.recording_path.display().to_string(),
+                source,
             })?;
         }
 
@@ -174,11 +168,7 @@ impl ServerBuilder {
         let webhook = config.webhook.clone().map(|w| {
             let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
             let events = w.events.clone();
-            tasks.push(tokio::spawn(webhook::run(
-                w,
-                rx,
-                webhook::RetrySchedule::default(),
-            )));
+            tasks.push(tokio::spawn(webhook::run(w, rx, webhook::RetrySchedule::default())));
             (tx, events)
         });
         let cdr = config.cdr_path.clone().map(|dir| {
@@ -190,13 +180,7 @@ impl ServerBuilder {
         let tls = if config.https {
             Some(match &config.tls_files {
                 Some((c, k)) => TlsMaterial::from_files(c, k)?,
-                None => TlsMaterial::self_signed(
-                    &config
-                        .domain_or_public_ip
-                        .iter()
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                )?,
+                None => TlsMaterial::self_signed(&config.domain_or_public_ip.iter().cloned().collect::<Vec<_>>())?,
             })
         } else {
             None
@@ -204,13 +188,18 @@ impl ServerBuilder {
 
         let config = Arc::new(config);
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let svc = OpenViduService::new(
-            config.clone(),
-            public_url.clone(),
-            store,
-            self.ids,
-            Events::new(webhook, cdr),
-        );
+        let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+        let media: Arc<dyn MediaNode> = Arc::new(LocalMediaNode::new(media_config(&config), media_tx)?);
+        let svc =
+            OpenViduService::new(config.clone(), public_url.clone(), store, self.ids, Events::new(webhook, cdr), media);
+        {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(event) = media_rx.recv().await {
+                    svc.deliver_media_event(event);
+                }
+            }));
+        }
 
         if let Some(every) = config.garbage_interval {
             let svc = svc.clone();
@@ -226,7 +215,9 @@ impl ServerBuilder {
             }));
         }
 
-        let mut app = rest::router(svc.clone()).merge(crate::signalling::router(svc.clone()));
+        let mut app = rest::router(svc.clone())
+            .merge(crate::signalling::router(svc.clone()))
+            .merge(crate::demo::router(svc.clone()));
         {
             let svc = svc.clone();
             tasks.push(tokio::spawn(async move {
@@ -348,4 +339,19 @@ impl Drop for RunningServer {
             t.abort();
         }
     }
+}
+
+/// The media engine's settings from the node's.
+fn media_config(config: &Config) -> MediaConfig {
+    let mut m = MediaConfig::default();
+    m.ice_host_addresses = config.webrtc_addresses.clone();
+    m.announced_address = config.domain_or_public_ip.as_deref().and_then(|d| d.parse().ok());
+    m.udp = UdpPorts::Mux { port: config.webrtc_udp_port };
+    [
+        m.video_max_recv_bandwidth_kbps,
+        m.video_min_recv_bandwidth_kbps,
+        m.video_max_send_bandwidth_kbps,
+        m.video_min_send_bandwidth_kbps,
+    ] = config.video_bandwidth;
+    m
 }

@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openvidu_core::RequestError;
 use openvidu_core::id::{ConnectionId, IdGenerator, RecordingId, SessionId, StreamId, Token};
 use openvidu_core::model::{
-    Connection, ConnectionProperties, ConnectionType, EndReason, Millis, OpenViduRole, Recording,
-    Session, SessionProperties,
+    Connection, ConnectionProperties, ConnectionType, EndReason, Millis, OpenViduRole, Recording, Session,
+    SessionProperties,
 };
 use openvidu_core::rules;
 use openvidu_core::wire::rest::{RecordingPropertiesJson, RequestDefaults};
@@ -16,7 +16,11 @@ use openvidu_core::wire::webhook::{ParticipantInfo, SessionRef, WebhookEvent};
 use thiserror::Error;
 
 use openvidu_core::model::ActiveInfo;
+use openvidu_media::{MediaError, MediaNode};
+
+mod streams;
 use openvidu_core::wire::rpc::Notification;
+pub use streams::PublishRequest;
 
 use crate::config::Config;
 use crate::events::Events;
@@ -26,10 +30,7 @@ use crate::store::{ConnectionUpdate, SessionSnapshot, Store, StoreError};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
 }
 
 /// Why an operation failed, before a transport decides how to say it.
@@ -77,6 +78,15 @@ pub enum ServiceError {
     /// The recording is in progress.
     #[error("recording {0} is in progress")]
     RecordingInProgress(RecordingId),
+    /// The media engine refused or failed.
+    #[error("media: {0}")]
+    Media(MediaError),
+    /// The connection already publishes this stream.
+    #[error("already publishing {0}")]
+    AlreadyPublishing(StreamId),
+    /// The connection publishes nothing.
+    #[error("connection {0} is not publishing")]
+    NotPublishing(ConnectionId),
     /// Media is not available on this node.
     #[error("{0}")]
     MediaUnavailable(String),
@@ -119,6 +129,7 @@ struct Inner {
     public_url: String,
     ws_url: String,
     participants: Participants,
+    media: Arc<dyn MediaNode>,
 }
 
 /// The master node's operations. Cheap to clone.
@@ -135,6 +146,7 @@ impl OpenViduService {
         store: Arc<dyn Store>,
         ids: Arc<dyn IdGenerator>,
         events: Events,
+        media: Arc<dyn MediaNode>,
     ) -> Self {
         let ws_url = Token::ws_url_from_public_url(&public_url);
         let recordings = RecordingFolder::new(config.recording_path.clone(), public_url.clone());
@@ -148,6 +160,7 @@ impl OpenViduService {
                 public_url,
                 ws_url,
                 participants: Participants::default(),
+                media,
             }),
         }
     }
@@ -185,20 +198,15 @@ impl OpenViduService {
         let session = Session::new(id, now_ms(), properties);
         self.inner.store.create_session(session.clone()).await?;
         tracing::info!(session_id = %session.id, "session created");
-        self.inner.events.emit(WebhookEvent::SessionCreated {
-            session: SessionRef::from(&session),
-            timestamp: session.created_at,
-        });
+        self.inner
+            .events
+            .emit(WebhookEvent::SessionCreated { session: SessionRef::from(&session), timestamp: session.created_at });
         Ok(session)
     }
 
     /// A session and its connections.
     pub async fn session(&self, id: &SessionId) -> Result<SessionSnapshot, ServiceError> {
-        self.inner
-            .store
-            .session(id)
-            .await?
-            .ok_or_else(|| ServiceError::SessionNotFound(id.clone()))
+        self.inner.store.session(id).await?.ok_or_else(|| ServiceError::SessionNotFound(id.clone()))
     }
 
     /// Every session.
@@ -207,27 +215,19 @@ impl OpenViduService {
     }
 
     /// Closes a session (DELETE /sessions/{id}): evicts everyone, emits the end events.
-    pub async fn close_session(
-        &self,
-        id: &SessionId,
-        reason: EndReason,
-    ) -> Result<(), ServiceError> {
-        let snapshot = self
-            .inner
-            .store
-            .remove_session(id)
-            .await?
-            .ok_or_else(|| ServiceError::SessionNotFound(id.clone()))?;
+    pub async fn close_session(&self, id: &SessionId, reason: EndReason) -> Result<(), ServiceError> {
+        let snapshot =
+            self.inner.store.remove_session(id).await?.ok_or_else(|| ServiceError::SessionNotFound(id.clone()))?;
         let now = now_ms();
         let session_ref = SessionRef::from(&snapshot.session);
         for c in snapshot.active_connections() {
-            let evicted = Notification::ParticipantEvicted {
-                connection_id: c.id.clone(),
-                reason,
-            };
+            let evicted = Notification::ParticipantEvicted { connection_id: c.id.clone(), reason };
             self.inner.participants.notify(&c.id, &evicted);
             self.inner.participants.remove(&c.id);
             self.emit_participant_left(&session_ref, c, now, reason);
+        }
+        if let Err(e) = self.inner.media.close_router(id).await {
+            tracing::debug!(session_id = %id, error = %e, "closing the media router");
         }
         self.inner.events.emit(WebhookEvent::SessionDestroyed {
             session: session_ref,
@@ -239,13 +239,7 @@ impl OpenViduService {
         Ok(())
     }
 
-    fn emit_participant_left(
-        &self,
-        session: &SessionRef,
-        c: &Connection,
-        now: Millis,
-        reason: EndReason,
-    ) {
+    fn emit_participant_left(&self, session: &SessionRef, c: &Connection, now: Millis, reason: EndReason) {
         if let Some(a) = &c.active {
             self.inner.events.emit(WebhookEvent::ParticipantLeft {
                 session: session.clone(),
@@ -270,22 +264,11 @@ impl OpenViduService {
         }
         let ids = &self.inner.ids;
         let token_id = ids.token_id();
-        let token = Token {
-            ws_url: self.inner.ws_url.clone(),
-            session_id: session.clone(),
-            token_id: token_id.clone(),
-        };
-        let connection = Connection::pending(
-            ids.connection_id(),
-            session.clone(),
-            now_ms(),
-            properties,
-            Some(token.to_string()),
-        );
-        self.inner
-            .store
-            .create_connection(connection.clone(), token_id)
-            .await?;
+        let token =
+            Token { ws_url: self.inner.ws_url.clone(), session_id: session.clone(), token_id: token_id.clone() };
+        let connection =
+            Connection::pending(ids.connection_id(), session.clone(), now_ms(), properties, Some(token.to_string()));
+        self.inner.store.create_connection(connection.clone(), token_id).await?;
         tracing::debug!(session_id = %session, connection_id = %connection.id, "connection created");
         Ok(connection)
     }
@@ -298,11 +281,7 @@ impl OpenViduService {
         role: Option<OpenViduRole>,
         record: Option<bool>,
     ) -> Result<ConnectionUpdate, ServiceError> {
-        Ok(self
-            .inner
-            .store
-            .update_connection(session, connection, role, record)
-            .await?)
+        Ok(self.inner.store.update_connection(session, connection, role, record).await?)
     }
 
     /// Force-disconnects a connection: evicts an active one, invalidates a pending one.
@@ -327,59 +306,30 @@ impl OpenViduService {
         secret: Option<&str>,
         info: ActiveInfo,
     ) -> Result<(Connection, SessionSnapshot), JoinError> {
-        let snapshot = self
-            .inner
-            .store
-            .session(session)
-            .await?
-            .ok_or(JoinError::SessionNotFound)?;
+        let snapshot = self.inner.store.session(session).await?.ok_or(JoinError::SessionNotFound)?;
         let by_secret = secret.is_some_and(|s| !s.is_empty() && s == self.config().secret);
         let token_id = if by_secret {
             let mut props = ConnectionProperties::default();
             props.role = OpenViduRole::Moderator;
-            let c = self
-                .create_connection(session, props)
-                .await
-                .map_err(|_| JoinError::SessionNotFound)?;
-            c.token
-                .as_deref()
-                .and_then(|t| Token::parse(t).ok())
-                .map(|t| t.token_id)
+            let c = self.create_connection(session, props).await.map_err(|_| JoinError::SessionNotFound)?;
+            c.token.as_deref().and_then(|t| Token::parse(t).ok()).map(|t| t.token_id)
         } else {
-            token
-                .and_then(|t| Token::parse(t).ok())
-                .filter(|t| &t.session_id == session)
-                .map(|t| t.token_id)
+            token.and_then(|t| Token::parse(t).ok()).filter(|t| &t.session_id == session).map(|t| t.token_id)
         };
         let token_id = token_id.ok_or(JoinError::InvalidToken)?;
-        let connection = match self
-            .inner
-            .store
-            .activate_connection(session, &token_id, info)
-            .await
-        {
+        let connection = match self.inner.store.activate_connection(session, &token_id, info).await {
             Ok(c) => c,
             Err(StoreError::TokenNotFound) => return Err(JoinError::InvalidToken),
             Err(StoreError::SessionNotFound(_)) => return Err(JoinError::SessionNotFound),
             Err(e) => return Err(e.into()),
         };
-        let others: Vec<ConnectionId> = snapshot
-            .active_connections()
-            .map(|c| c.id.clone())
-            .filter(|c| c != &connection.id)
-            .collect();
+        let others: Vec<ConnectionId> =
+            snapshot.active_connections().map(|c| c.id.clone()).filter(|c| c != &connection.id).collect();
         if let Some(a) = &connection.active {
-            let metadata = openvidu_core::wire::rpc::full_metadata(
-                &a.client_data,
-                &connection.properties.data,
-            );
+            let metadata = openvidu_core::wire::rpc::full_metadata(&a.client_data, &connection.properties.data);
             self.inner.participants.notify_all(
                 &others,
-                &Notification::ParticipantJoined {
-                    id: connection.id.clone(),
-                    created_at: a.active_at,
-                    metadata,
-                },
+                &Notification::ParticipantJoined { id: connection.id.clone(), created_at: a.active_at, metadata },
             );
             self.inner.events.emit(WebhookEvent::ParticipantJoined {
                 session: SessionRef::from(&snapshot.session),
@@ -388,12 +338,7 @@ impl OpenViduService {
             });
         }
         tracing::info!(session_id = %session, connection_id = %connection.id, ip = ?connection.ip(), "participant joined");
-        let snapshot = self
-            .inner
-            .store
-            .session(session)
-            .await?
-            .ok_or(JoinError::SessionNotFound)?;
+        let snapshot = self.inner.store.session(session).await?.ok_or(JoinError::SessionNotFound)?;
         Ok((connection, snapshot))
     }
 
@@ -406,32 +351,21 @@ impl OpenViduService {
         connection: &ConnectionId,
         reason: EndReason,
     ) -> Result<(), ServiceError> {
-        let removed = self
-            .inner
-            .store
-            .remove_connection(session, connection)
-            .await?;
+        self.release_media(session, connection, reason).await;
+        let removed = self.inner.store.remove_connection(session, connection).await?;
         let participants = &self.inner.participants;
         if removed.active.is_none() {
             return Ok(());
         }
         let snapshot = self.inner.store.session(session).await?;
-        let remaining: Vec<ConnectionId> = snapshot
-            .iter()
-            .flat_map(|s| s.active_connections().map(|c| c.id.clone()))
-            .collect();
+        let remaining: Vec<ConnectionId> =
+            snapshot.iter().flat_map(|s| s.active_connections().map(|c| c.id.clone())).collect();
         participants.notify_all(
             &remaining,
-            &Notification::ParticipantLeft {
-                connection_id: removed.id.clone(),
-                reason: Some(reason),
-            },
+            &Notification::ParticipantLeft { connection_id: removed.id.clone(), reason: Some(reason) },
         );
         if reason != EndReason::Disconnect {
-            let evicted = Notification::ParticipantEvicted {
-                connection_id: removed.id.clone(),
-                reason,
-            };
+            let evicted = Notification::ParticipantEvicted { connection_id: removed.id.clone(), reason };
             participants.notify(&removed.id, &evicted);
             participants.notify_all(&remaining, &evicted);
         }
@@ -441,20 +375,12 @@ impl OpenViduService {
             participants.remove(&removed.id);
         }
         if let Some(snap) = &snapshot {
-            self.emit_participant_left(
-                &SessionRef::from(&snap.session),
-                &removed,
-                now_ms(),
-                reason,
-            );
+            self.emit_participant_left(&SessionRef::from(&snap.session), &removed, now_ms(), reason);
         }
         tracing::info!(session_id = %session, connection_id = %connection, ?reason, "participant left");
         if remaining.is_empty() {
             // The last participant leaving closes the session (no recording keeps it alive yet).
-            match self
-                .close_session(session, EndReason::LastParticipantLeft)
-                .await
-            {
+            match self.close_session(session, EndReason::LastParticipantLeft).await {
                 Ok(()) | Err(ServiceError::SessionNotFound(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -476,32 +402,20 @@ impl OpenViduService {
         if !snapshot.session.active {
             return Err(ServiceError::SessionNotActive(session.clone()));
         }
-        let active: Vec<ConnectionId> = snapshot
-            .active_connections()
-            .map(|c| c.id.clone())
-            .collect();
+        let active: Vec<ConnectionId> = snapshot.active_connections().map(|c| c.id.clone()).collect();
         let recipients: Vec<ConnectionId> = if to.is_empty() {
             active.clone()
         } else {
-            let unknown: Vec<String> = to
-                .iter()
-                .filter(|t| !active.iter().any(|c| c.as_str() == t.as_str()))
-                .cloned()
-                .collect();
+            let unknown: Vec<String> =
+                to.iter().filter(|t| !active.iter().any(|c| c.as_str() == t.as_str())).cloned().collect();
             if !unknown.is_empty() {
                 return Err(ServiceError::UnknownRecipients(unknown));
             }
-            to.iter()
-                .filter_map(|t| ConnectionId::parse(t).ok())
-                .collect()
+            to.iter().filter_map(|t| ConnectionId::parse(t).ok()).collect()
         };
         self.inner.participants.notify_all(
             &recipients,
-            &Notification::SendMessage {
-                data: data.clone(),
-                signal_type: signal_type.clone(),
-                from: from.cloned(),
-            },
+            &Notification::SendMessage { data: data.clone(), signal_type: signal_type.clone(), from: from.cloned() },
         );
         let webhook_type = match (from, signal_type) {
             (Some(_), Some(t)) => t.strip_prefix("signal:").map(str::to_owned).unwrap_or(t),
@@ -518,11 +432,12 @@ impl OpenViduService {
         Ok(())
     }
 
-    /// Force-unpublishes a stream (DELETE …/stream/{id}).
+    /// Force-unpublishes a stream (DELETE …/stream/{id} and RPC `forceUnpublish`).
     pub async fn force_unpublish(
         &self,
         session: &SessionId,
         stream: &StreamId,
+        reason: EndReason,
     ) -> Result<(), ServiceError> {
         let snapshot = self.session(session).await?;
         if !snapshot.session.active {
@@ -536,17 +451,11 @@ impl OpenViduService {
         if owner.properties.connection_type == ConnectionType::Ipcam {
             return Err(ServiceError::IpcamStream(stream.clone()));
         }
-        Err(ServiceError::MediaUnavailable(
-            "no media node holds this stream".into(),
-        ))
+        self.unpublish(session, stream, reason).await
     }
 
     fn require_recording(&self) -> Result<&RecordingFolder, ServiceError> {
-        if self.config().recording {
-            Ok(&self.inner.recordings)
-        } else {
-            Err(ServiceError::RecordingDisabled)
-        }
+        if self.config().recording { Ok(&self.inner.recordings) } else { Err(ServiceError::RecordingDisabled) }
     }
 
     /// Starts a recording (POST /recordings/start), checking in OpenVidu's order.
@@ -558,15 +467,10 @@ impl OpenViduService {
         self.require_recording()?;
         let snapshot = self.session(session).await?;
         rules::check_recording_start(&snapshot.session, snapshot.active_connections().count())
-            .map_err(|r| ServiceError::RecordingRefused {
-                session: session.clone(),
-                status: r.status(),
-            })?;
+            .map_err(|r| ServiceError::RecordingRefused { session: session.clone(), status: r.status() })?;
         let props = properties.over(&snapshot.session.properties.default_recording_properties);
         rules::validate_recording_properties(&props)?;
-        Err(ServiceError::MediaUnavailable(
-            "Error starting recording: no media node is available to record".into(),
-        ))
+        Err(ServiceError::MediaUnavailable("Error starting recording: no media node is available to record".into()))
     }
 
     /// Stops a recording.
@@ -595,11 +499,7 @@ impl OpenViduService {
     /// webhook for them, and neither do we.
     pub async fn collect_garbage(&self) -> Result<Vec<Session>, ServiceError> {
         let threshold = self.config().garbage_threshold.as_millis() as Millis;
-        let removed = self
-            .inner
-            .store
-            .remove_inactive_sessions(now_ms().saturating_sub(threshold))
-            .await?;
+        let removed = self.inner.store.remove_inactive_sessions(now_ms().saturating_sub(threshold)).await?;
         for s in &removed {
             tracing::info!(session_id = %s.id, "garbage collector removed a never-joined session");
         }
@@ -608,10 +508,7 @@ impl OpenViduService {
 }
 
 fn participant_info(c: &Connection) -> ParticipantInfo {
-    let a = c
-        .active
-        .clone()
-        .unwrap_or_else(|| ActiveInfo::new(0, None, String::new(), String::new()));
+    let a = c.active.clone().unwrap_or_else(|| ActiveInfo::new(0, None, String::new(), String::new()));
     ParticipantInfo {
         connection_id: c.id.clone(),
         location: a.location,

@@ -17,19 +17,14 @@ pub struct RetrySchedule {
 impl Default for RetrySchedule {
     /// Five attempts in all, as OpenVidu's HTTP client makes: after 0.2, 0.4, 0.8 and 1.6 s.
     fn default() -> Self {
-        Self {
-            delays: (0..4).map(|i| Duration::from_millis(200 << i)).collect(),
-        }
+        Self { delays: (0..4).map(|i| Duration::from_millis(200 << i)).collect() }
     }
 }
 
 impl RetrySchedule {
     /// The wait before attempt `failed + 1` after `failed` failures, or `None` to give up.
     pub fn after_failures(&self, failed: usize) -> Option<Duration> {
-        failed
-            .checked_sub(1)
-            .and_then(|i| self.delays.get(i))
-            .copied()
+        failed.checked_sub(1).and_then(|i| self.delays.get(i)).copied()
     }
 }
 
@@ -41,11 +36,7 @@ enum Outcome {
 }
 
 /// Posts every event of `rx` to the webhook, in order, until the queue closes.
-pub async fn run(
-    config: WebhookConfig,
-    mut rx: mpsc::Receiver<WebhookEvent>,
-    schedule: RetrySchedule,
-) {
+pub async fn run(config: WebhookConfig, mut rx: mpsc::Receiver<WebhookEvent>, schedule: RetrySchedule) {
     let client = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(10))
@@ -58,10 +49,7 @@ pub async fn run(
             return;
         }
     };
-    let has_content_type = config
-        .headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    let has_content_type = config.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
     while let Some(event) = rx.recv().await {
         let body = event.webhook_json().to_string();
         let kind = event.event_type();
@@ -76,9 +64,7 @@ pub async fn run(
             }
             let outcome = match req.send().await {
                 Ok(r) if r.status().is_success() => Outcome::Delivered,
-                Ok(r) if r.status().is_server_error() => {
-                    Outcome::Retry(format!("status {}", r.status()))
-                }
+                Ok(r) if r.status().is_server_error() => Outcome::Retry(format!("status {}", r.status())),
                 Ok(r) => Outcome::Refused(r.status().as_u16()),
                 Err(e) => Outcome::Retry(e.to_string()),
             };

@@ -29,13 +29,13 @@ fn pending(id: &str, created_at: u64) -> Value {
 fn active(id: &str, created_at: u64, publishes: &[&str], subscribes: &[&str]) -> Value {
     let publishers: Vec<Value> = publishes
         .iter()
-        .map(|s| json!({"createdAt": created_at + 1, "streamId": s,
-            "mediaOptions": {"hasAudio": true, "audioActive": true, "hasVideo": false, "filter": {}}}))
+        .map(|s| {
+            json!({"createdAt": created_at + 1, "streamId": s,
+            "mediaOptions": {"hasAudio": true, "audioActive": true, "hasVideo": false, "filter": {}}})
+        })
         .collect();
-    let subscribers: Vec<Value> = subscribes
-        .iter()
-        .map(|s| json!({"createdAt": created_at + 2, "streamId": s}))
-        .collect();
+    let subscribers: Vec<Value> =
+        subscribes.iter().map(|s| json!({"createdAt": created_at + 2, "streamId": s})).collect();
     json!({"id": id, "object": "connection", "status": "active", "connectionId": id,
         "sessionId": "ses_A", "createdAt": created_at, "activeAt": created_at + 1,
         "location": "unknown", "ip": "127.0.0.1", "platform": "Chrome", "token": null,
@@ -60,27 +60,14 @@ fn sid(s: &str) -> SessionId {
 #[test]
 fn fetching_the_same_state_changes_nothing() {
     let mut r = registry(vec![session("ses_A", false, vec![pending("con_A", 1)])]);
-    assert!(!apply_fetch(
-        &mut r,
-        vec![session("ses_A", false, vec![pending("con_A", 1)])]
-    ));
+    assert!(!apply_fetch(&mut r, vec![session("ses_A", false, vec![pending("con_A", 1)])]));
     assert!(!apply_fetch(&mut Registry::new(), vec![]));
 }
 
 #[test]
 fn order_of_connections_and_streams_does_not_matter() {
-    let a = active(
-        "con_A",
-        1,
-        &["str_MIC_Aaaa_con_A", "str_SCR_Bbbb_con_A"],
-        &[],
-    );
-    let a_swapped = active(
-        "con_A",
-        1,
-        &["str_SCR_Bbbb_con_A", "str_MIC_Aaaa_con_A"],
-        &[],
-    );
+    let a = active("con_A", 1, &["str_MIC_Aaaa_con_A", "str_SCR_Bbbb_con_A"], &[]);
+    let a_swapped = active("con_A", 1, &["str_SCR_Bbbb_con_A", "str_MIC_Aaaa_con_A"], &[]);
     let mut r = registry(vec![session("ses_A", false, vec![a, pending("con_B", 2)])]);
     let fresh = session("ses_A", false, vec![pending("con_B", 2), a_swapped]);
     assert!(!apply_fetch(&mut r, vec![fresh]));
@@ -89,13 +76,7 @@ fn order_of_connections_and_streams_does_not_matter() {
 #[test]
 fn new_and_vanished_sessions_count_as_changes() {
     let mut r = registry(vec![session("ses_A", false, vec![])]);
-    assert!(apply_fetch(
-        &mut r,
-        vec![
-            session("ses_A", false, vec![]),
-            session("ses_B", false, vec![])
-        ]
-    ));
+    assert!(apply_fetch(&mut r, vec![session("ses_A", false, vec![]), session("ses_B", false, vec![])]));
     assert_eq!(r.len(), 2);
 
     assert!(apply_fetch(&mut r, vec![session("ses_B", false, vec![])]));
@@ -111,52 +92,21 @@ fn changed_members_count_and_are_seen_through_existing_handles() {
     let handle = Arc::clone(&r[&sid("ses_A")]);
 
     // The recording flag.
-    assert!(apply_fetch(
-        &mut r,
-        vec![session("ses_A", true, vec![pending("con_A", 1)])]
-    ));
+    assert!(apply_fetch(&mut r, vec![session("ses_A", true, vec![pending("con_A", 1)])]));
     assert!(lock(&handle).session.recording);
     assert!(Arc::ptr_eq(&handle, &r[&sid("ses_A")]), "updated in place");
 
     // A new connection, then a connection becoming active.
-    assert!(apply_fetch(
-        &mut r,
-        vec![session(
-            "ses_A",
-            true,
-            vec![pending("con_A", 1), pending("con_B", 2)]
-        )]
-    ));
+    assert!(apply_fetch(&mut r, vec![session("ses_A", true, vec![pending("con_A", 1), pending("con_B", 2)])]));
     assert_eq!(lock(&handle).connections.len(), 2);
     assert!(!lock(&handle).session.active);
-    assert!(apply_fetch(
-        &mut r,
-        vec![session(
-            "ses_A",
-            true,
-            vec![active("con_A", 1, &[], &[]), pending("con_B", 2)]
-        )]
-    ));
+    assert!(apply_fetch(&mut r, vec![session("ses_A", true, vec![active("con_A", 1, &[], &[]), pending("con_B", 2)])]));
     assert!(lock(&handle).session.active);
 
     // A new publisher, a vanished connection.
-    assert!(apply_fetch(
-        &mut r,
-        vec![session(
-            "ses_A",
-            true,
-            vec![active("con_A", 1, &["str_MIC_Aaaa_con_A"], &[])]
-        )]
-    ));
+    assert!(apply_fetch(&mut r, vec![session("ses_A", true, vec![active("con_A", 1, &["str_MIC_Aaaa_con_A"], &[])])]));
     assert_eq!(lock(&handle).connections.len(), 1);
-    assert!(!apply_fetch(
-        &mut r,
-        vec![session(
-            "ses_A",
-            true,
-            vec![active("con_A", 1, &["str_MIC_Aaaa_con_A"], &[])]
-        )]
-    ));
+    assert!(!apply_fetch(&mut r, vec![session("ses_A", true, vec![active("con_A", 1, &["str_MIC_Aaaa_con_A"], &[])])]));
 }
 
 #[test]
@@ -173,40 +123,18 @@ fn local_edits_match_what_the_server_would_answer() {
     let mut s = session(
         "ses_A",
         false,
-        vec![
-            active("con_A", 1, &[stream], &[]),
-            active("con_B", 2, &[], &[stream]),
-            pending("con_C", 3),
-        ],
+        vec![active("con_A", 1, &[stream], &[]), active("con_B", 2, &[], &[stream]), pending("con_C", 3)],
     );
 
     s.remove_stream(&StreamId::parse(stream).expect("valid id"));
     assert_eq!(
         s,
-        session(
-            "ses_A",
-            false,
-            vec![
-                active("con_A", 1, &[], &[]),
-                active("con_B", 2, &[], &[]),
-                pending("con_C", 3)
-            ]
-        )
+        session("ses_A", false, vec![active("con_A", 1, &[], &[]), active("con_B", 2, &[], &[]), pending("con_C", 3)])
     );
 
-    let mut s2 = session(
-        "ses_A",
-        false,
-        vec![
-            active("con_A", 1, &[stream], &[]),
-            active("con_B", 2, &[], &[stream]),
-        ],
-    );
+    let mut s2 = session("ses_A", false, vec![active("con_A", 1, &[stream], &[]), active("con_B", 2, &[], &[stream])]);
     s2.remove_connection(&ConnectionId::parse("con_A").expect("valid id"));
-    assert_eq!(
-        s2,
-        session("ses_A", false, vec![active("con_B", 2, &[], &[])])
-    );
+    assert_eq!(s2, session("ses_A", false, vec![active("con_B", 2, &[], &[])]));
     s2.remove_connection(&ConnectionId::parse("con_B").expect("valid id"));
     assert_eq!(s2, session("ses_A", false, vec![]));
     assert!(!s2.session.active);
@@ -214,14 +142,7 @@ fn local_edits_match_what_the_server_would_answer() {
     let mut s3 = session("ses_A", false, vec![pending("con_B", 2)]);
     let fresh = session("ses_A", false, vec![pending("con_A", 1)]);
     s3.upsert_connection(fresh.connections[0].clone());
-    assert_eq!(
-        s3,
-        session(
-            "ses_A",
-            false,
-            vec![pending("con_A", 1), pending("con_B", 2)]
-        )
-    );
+    assert_eq!(s3, session("ses_A", false, vec![pending("con_A", 1), pending("con_B", 2)]));
 }
 
 #[test]

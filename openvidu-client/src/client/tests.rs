@@ -3,41 +3,17 @@ use super::*;
 #[test]
 fn only_scheme_host_and_port_are_kept() {
     let cases = [
-        (
-            "https://openvidu.example.com:4443",
-            "https://openvidu.example.com:4443",
-        ),
-        (
-            "https://openvidu.example.com:4443/",
-            "https://openvidu.example.com:4443",
-        ),
-        (
-            "https://openvidu.example.com/some/path/?x=1#frag",
-            "https://openvidu.example.com",
-        ),
-        (
-            "http://127.0.0.1:5443/openvidu/api",
-            "http://127.0.0.1:5443",
-        ),
+        ("https://openvidu.example.com:4443", "https://openvidu.example.com:4443"),
+        ("https://openvidu.example.com:4443/", "https://openvidu.example.com:4443"),
+        ("https://openvidu.example.com/some/path/?x=1#frag", "https://openvidu.example.com"),
+        ("http://127.0.0.1:5443/openvidu/api", "http://127.0.0.1:5443"),
         ("  http://localhost:8080  ", "http://localhost:8080"),
         // Default ports are dropped, like Node's `url.host` would not show them.
-        (
-            "https://openvidu.example.com:443/",
-            "https://openvidu.example.com",
-        ),
-        (
-            "http://openvidu.example.com:80",
-            "http://openvidu.example.com",
-        ),
+        ("https://openvidu.example.com:443/", "https://openvidu.example.com"),
+        ("http://openvidu.example.com:80", "http://openvidu.example.com"),
         // User info never survives.
-        (
-            "https://OPENVIDUAPP:MY_SECRET@openvidu.example.com:4443/x",
-            "https://openvidu.example.com:4443",
-        ),
-        (
-            "HTTPS://OpenVidu.Example.COM",
-            "https://openvidu.example.com",
-        ),
+        ("https://OPENVIDUAPP:MY_SECRET@openvidu.example.com:4443/x", "https://openvidu.example.com:4443"),
+        ("HTTPS://OpenVidu.Example.COM", "https://openvidu.example.com"),
         ("http://[::1]:4443", "http://[::1]:4443"),
     ];
     for (given, kept) in cases {

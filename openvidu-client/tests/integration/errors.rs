@@ -13,10 +13,7 @@ use crate::{Harness, SECRET, status_of};
 async fn a_wrong_secret_is_a_401_everywhere() {
     let h = Harness::start().await;
     let intruder = OpenVidu::new(h.server.url(), "NOT_THE_SECRET").expect("a client");
-    assert_eq!(
-        status_of(intruder.create_session(SessionProperties::default()).await),
-        401
-    );
+    assert_eq!(status_of(intruder.create_session(SessionProperties::default()).await), 401);
     assert_eq!(status_of(intruder.fetch().await), 401);
     assert_eq!(status_of(intruder.list_recordings().await), 401);
     assert_eq!(status_of(intruder.config().await), 401);
@@ -28,14 +25,9 @@ async fn a_wrong_secret_is_a_401_everywhere() {
 #[tokio::test]
 async fn error_bodies_give_the_message() {
     let h = Harness::start().await;
-    let bad = SessionProperties::builder()
-        .custom_session_id("bad id")
-        .build();
+    let bad = SessionProperties::builder().custom_session_id("bad id").build();
     match h.client.create_session(bad).await {
-        Err(Error::Http {
-            status: 400,
-            message,
-        }) => {
+        Err(Error::Http { status: 400, message }) => {
             assert!(message.contains("customSessionId"), "{message}");
         }
         other => panic!("expected a 400, got {other:?}"),
@@ -89,10 +81,7 @@ async fn fake_server(response: Option<&'static str>) -> String {
 #[tokio::test]
 async fn a_silent_server_is_a_timeout() {
     let url = fake_server(None).await;
-    let client = OpenVidu::builder(&url, SECRET)
-        .timeout(Duration::from_millis(300))
-        .build()
-        .expect("a client");
+    let client = OpenVidu::builder(&url, SECRET).timeout(Duration::from_millis(300)).build().expect("a client");
     let e = client.fetch().await.expect_err("no answer");
     assert!(e.is_timeout(), "{e:?}");
     assert!(!e.is_connect());

@@ -40,11 +40,7 @@ pub struct Setup {
 impl Harness {
     /// A plain-HTTP server with recording enabled.
     pub async fn start() -> Self {
-        Self::with(Setup {
-            https: false,
-            recording: true,
-        })
-        .await
+        Self::with(Setup { https: false, recording: true }).await
     }
 
     /// A server set up as asked, and a client trusting its certificate.
@@ -63,11 +59,7 @@ impl Harness {
             builder = builder.root_certificate_pem(pem.as_bytes());
         }
         let client = builder.build().expect("a client");
-        Self {
-            server,
-            recordings,
-            client,
-        }
+        Self { server, recordings, client }
     }
 
     /// Another client of the same server (its own cache).
@@ -85,8 +77,6 @@ impl Harness {
 pub fn status_of<T: std::fmt::Debug>(result: Result<T, openvidu_client::Error>) -> u16 {
     match result {
         Ok(v) => panic!("expected an HTTP error, got {v:?}"),
-        Err(e) => e
-            .status()
-            .unwrap_or_else(|| panic!("expected an HTTP error, got {e:?}")),
+        Err(e) => e.status().unwrap_or_else(|| panic!("expected an HTTP error, got {e:?}")),
     }
 }

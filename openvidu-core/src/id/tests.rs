@@ -4,9 +4,7 @@ fn shape(s: &str, prefix: &str, len: usize) -> bool {
     let Some(rest) = s.strip_prefix(prefix) else {
         return false;
     };
-    rest.len() == len
-        && rest.as_bytes()[0].is_ascii_uppercase()
-        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    rest.len() == len && rest.as_bytes()[0].is_ascii_uppercase() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 #[test]
@@ -30,10 +28,7 @@ fn stream_ids_end_in_their_owner() {
     assert_eq!(cam.owner(), Some(owner.clone()));
     let mic = g.stream_id(None, &owner);
     assert!(mic.as_str().starts_with("str_MIC_"));
-    assert_eq!(
-        mic.as_str().len(),
-        "str_MIC_Abcd_".len() + owner.as_str().len()
-    );
+    assert_eq!(mic.as_str().len(), "str_MIC_Abcd_".len() + owner.as_str().len());
 }
 
 #[test]
@@ -55,20 +50,14 @@ fn recording_ids_count_from_the_session_id() {
 fn token_urls_round_trip() {
     let ws = Token::ws_url_from_public_url("https://ov.example.com:4443/");
     assert_eq!(ws, "wss://ov.example.com:4443");
-    assert_eq!(
-        Token::ws_url_from_public_url("http://10.0.0.1"),
-        "ws://10.0.0.1"
-    );
+    assert_eq!(Token::ws_url_from_public_url("http://10.0.0.1"), "ws://10.0.0.1");
     let t = Token {
         ws_url: ws,
         session_id: SessionId::parse("ses_KqW3bX0aZ9").unwrap(),
         token_id: TokenId::parse("tok_Ab12Cd34Ef56Gh78").unwrap(),
     };
     let s = t.to_string();
-    assert_eq!(
-        s,
-        "wss://ov.example.com:4443?sessionId=ses_KqW3bX0aZ9&token=tok_Ab12Cd34Ef56Gh78"
-    );
+    assert_eq!(s, "wss://ov.example.com:4443?sessionId=ses_KqW3bX0aZ9&token=tok_Ab12Cd34Ef56Gh78");
     assert_eq!(Token::parse(&s).unwrap(), t);
     assert!(Token::parse("tok_only").is_err());
 }

@@ -5,8 +5,8 @@
 //! built type).
 
 use super::{
-    ConnectionProperties, ConnectionType, KurentoOptions, MediaMode, OpenViduRole, OutputMode,
-    RecordingLayout, RecordingMode, RecordingProperties, SessionProperties, VideoCodec,
+    ConnectionProperties, ConnectionType, KurentoOptions, MediaMode, OpenViduRole, OutputMode, RecordingLayout,
+    RecordingMode, RecordingProperties, SessionProperties, VideoCodec,
 };
 use crate::id::MediaNodeId;
 
@@ -157,9 +157,7 @@ impl KurentoOptions {
     /// Whether this connection may apply a filter of type `filter_type` (Java's
     /// `isFilterAllowed`).
     pub fn is_filter_allowed(&self, filter_type: &str) -> bool {
-        self.allowed_filters
-            .as_ref()
-            .is_some_and(|f| f.iter().any(|a| a == filter_type))
+        self.allowed_filters.as_ref().is_some_and(|f| f.iter().any(|a| a == filter_type))
     }
 }
 

@@ -3,11 +3,7 @@ use crate::id::{ConnectionId, SessionId};
 use crate::model::{ConnectionProperties, SessionProperties};
 
 fn session() -> Session {
-    Session::new(
-        SessionId::parse("s").unwrap(),
-        1,
-        SessionProperties::default(),
-    )
+    Session::new(SessionId::parse("s").unwrap(), 1, SessionProperties::default())
 }
 
 #[test]
@@ -24,10 +20,7 @@ fn a_connection_activates_once() {
     activate(&mut c, info.clone()).unwrap();
     assert_eq!(c.status(), ConnectionStatus::Active);
     assert_eq!(c.ip(), Some("127.0.0.1"));
-    assert_eq!(
-        activate(&mut c, info),
-        Err(RuleError::ConnectionNotPending(ConnectionStatus::Active))
-    );
+    assert_eq!(activate(&mut c, info), Err(RuleError::ConnectionNotPending(ConnectionStatus::Active)));
 }
 
 #[test]
@@ -50,33 +43,21 @@ fn recording_lifecycle() {
 #[test]
 fn recording_start_preconditions_follow_openvidu_order() {
     let mut s = session();
-    assert_eq!(
-        check_recording_start(&s, 0),
-        Err(RecordingStartRefusal::NotAcceptable)
-    );
+    assert_eq!(check_recording_start(&s, 0), Err(RecordingStartRefusal::NotAcceptable));
     s.properties.media_mode = MediaMode::Relayed;
-    assert_eq!(
-        check_recording_start(&s, 0),
-        Err(RecordingStartRefusal::Conflict)
-    );
+    assert_eq!(check_recording_start(&s, 0), Err(RecordingStartRefusal::Conflict));
     s.properties.media_mode = MediaMode::Routed;
     s.active = true;
     assert_eq!(check_recording_start(&s, 1), Ok(()));
     s.recording = true;
-    assert_eq!(
-        check_recording_start(&s, 1).map_err(|r| r.status()),
-        Err(409)
-    );
+    assert_eq!(check_recording_start(&s, 1).map_err(|r| r.status()), Err(409));
 }
 
 #[test]
 fn recording_ids() {
     let s = SessionId::parse("ses_A").unwrap();
     let taken = ["ses_A", "ses_A-1"];
-    assert_eq!(
-        next_recording_id(&s, |id| taken.contains(&id.as_str())).as_str(),
-        "ses_A-2"
-    );
+    assert_eq!(next_recording_id(&s, |id| taken.contains(&id.as_str())).as_str(), "ses_A-2");
     assert_eq!(next_recording_id(&s, |_| false).as_str(), "ses_A");
 }
 
@@ -85,15 +66,7 @@ fn resolutions() {
     for ok in ["1280x720", "100x100", "1999x1999", "640x480"] {
         assert!(is_valid_resolution(ok), "{ok}");
     }
-    for bad in [
-        "2000x720",
-        "99x100",
-        "0640x480",
-        "1280X720",
-        "1280x",
-        "x",
-        "2560x1440",
-    ] {
+    for bad in ["2000x720", "99x100", "0640x480", "1280X720", "1280x", "x", "2560x1440"] {
         assert!(!is_valid_resolution(bad), "{bad}");
     }
 }

@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::error::RequestError;
 use crate::id::{ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId, TypeOfVideo};
 use crate::model::{
-    ActiveInfo, Connection, ConnectionProperties, ConnectionStatus, ConnectionType, KurentoOptions,
-    MediaMode, MediaOptions, Millis, OpenViduRole, OutputMode, Publisher, Recording,
-    RecordingLayout, RecordingMode, RecordingProperties, RecordingStatus, Session,
-    SessionProperties, Subscriber, VideoCodec,
+    ActiveInfo, Connection, ConnectionProperties, ConnectionStatus, ConnectionType, KurentoOptions, MediaMode,
+    MediaOptions, Millis, OpenViduRole, OutputMode, Publisher, Recording, RecordingLayout, RecordingMode,
+    RecordingProperties, RecordingStatus, Session, SessionProperties, Subscriber, VideoCodec,
 };
 
 /// `{"numberOfElements": n, "content": [...]}`.
@@ -29,10 +28,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// A page holding `content`.
     pub fn new(content: Vec<T>) -> Self {
-        Self {
-            number_of_elements: content.len(),
-            content,
-        }
+        Self { number_of_elements: content.len(), content }
     }
 }
 
@@ -129,8 +125,7 @@ impl From<&RecordingProperties> for RecordingPropertiesJson {
             shm_size: composed_video.then_some(p.shm_size),
             custom_layout: (composed_video && p.recording_layout == RecordingLayout::Custom)
                 .then(|| p.custom_layout.clone()),
-            ignore_failed_streams: (p.output_mode == OutputMode::Individual)
-                .then_some(p.ignore_failed_streams),
+            ignore_failed_streams: (p.output_mode == OutputMode::Individual).then_some(p.ignore_failed_streams),
             media_node: p.media_node.clone().map(MediaNodeRef::Id),
         }
     }
@@ -143,9 +138,7 @@ impl RecordingPropertiesJson {
     /// COMPOSED_QUICK_START and vice versa, as OpenVidu does.
     pub fn over(&self, defaults: &RecordingProperties) -> RecordingProperties {
         let mut output_mode = self.output_mode.unwrap_or(defaults.output_mode);
-        if defaults.output_mode == OutputMode::ComposedQuickStart
-            && output_mode == OutputMode::Composed
-        {
+        if defaults.output_mode == OutputMode::ComposedQuickStart && output_mode == OutputMode::Composed {
             output_mode = OutputMode::ComposedQuickStart;
         }
         RecordingProperties {
@@ -154,24 +147,12 @@ impl RecordingPropertiesJson {
             has_video: self.has_video.unwrap_or(defaults.has_video),
             output_mode,
             recording_layout: self.recording_layout.unwrap_or(defaults.recording_layout),
-            resolution: self
-                .resolution
-                .clone()
-                .unwrap_or_else(|| defaults.resolution.clone()),
+            resolution: self.resolution.clone().unwrap_or_else(|| defaults.resolution.clone()),
             frame_rate: self.frame_rate.unwrap_or(defaults.frame_rate),
             shm_size: self.shm_size.unwrap_or(defaults.shm_size),
-            custom_layout: self
-                .custom_layout
-                .clone()
-                .unwrap_or_else(|| defaults.custom_layout.clone()),
-            ignore_failed_streams: self
-                .ignore_failed_streams
-                .unwrap_or(defaults.ignore_failed_streams),
-            media_node: self
-                .media_node
-                .as_ref()
-                .map(|m| m.id().clone())
-                .or_else(|| defaults.media_node.clone()),
+            custom_layout: self.custom_layout.clone().unwrap_or_else(|| defaults.custom_layout.clone()),
+            ignore_failed_streams: self.ignore_failed_streams.unwrap_or(defaults.ignore_failed_streams),
+            media_node: self.media_node.as_ref().map(|m| m.id().clone()).or_else(|| defaults.media_node.clone()),
         }
     }
 }
@@ -217,10 +198,7 @@ pub struct SessionJson {
 
 impl SessionJson {
     /// The JSON of `session` listing `connections` (already filtered by the caller).
-    pub fn new<'a>(
-        session: &Session,
-        connections: impl IntoIterator<Item = &'a Connection>,
-    ) -> Self {
+    pub fn new<'a>(session: &Session, connections: impl IntoIterator<Item = &'a Connection>) -> Self {
         let p = &session.properties;
         Self {
             id: session.id.clone(),
@@ -244,9 +222,7 @@ impl SessionJson {
         let properties = SessionProperties {
             media_mode: self.media_mode,
             recording_mode: self.recording_mode,
-            default_recording_properties: self
-                .default_recording_properties
-                .over(&RecordingProperties::default()),
+            default_recording_properties: self.default_recording_properties.over(&RecordingProperties::default()),
             custom_session_id: self.custom_session_id,
             forced_video_codec: self.forced_video_codec.unwrap_or_default(),
             allow_transcoding: self.allow_transcoding,
@@ -255,12 +231,8 @@ impl SessionJson {
         let mut session = Session::new(self.session_id, self.created_at, properties);
         session.recording = self.recording;
         session.media_node_id = self.media_node_id;
-        let connections: Vec<Connection> = self
-            .connections
-            .content
-            .into_iter()
-            .map(ConnectionJson::into_model)
-            .collect();
+        let connections: Vec<Connection> =
+            self.connections.content.into_iter().map(ConnectionJson::into_model).collect();
         session.active = connections.iter().any(|c| c.active.is_some());
         (session, connections)
     }
@@ -336,11 +308,7 @@ impl From<&Publisher> for PublisherJson {
                 video_active: m.has_video.then_some(m.video_active),
                 type_of_video: if m.has_video { m.type_of_video } else { None },
                 frame_rate: if m.has_video { m.frame_rate } else { None },
-                video_dimensions: if m.has_video {
-                    m.video_dimensions.clone()
-                } else {
-                    None
-                },
+                video_dimensions: if m.has_video { m.video_dimensions.clone() } else { None },
                 filter: m.filter.clone(),
             },
         }
@@ -499,10 +467,7 @@ impl From<&Connection> for ConnectionJson {
             subscribers: active.map(|_| {
                 c.subscribers
                     .iter()
-                    .map(|s| SubscriberJson {
-                        created_at: s.created_at,
-                        stream_id: s.stream_id.clone(),
-                    })
+                    .map(|s| SubscriberJson { created_at: s.created_at, stream_id: s.stream_id.clone() })
                     .collect()
             }),
         }
@@ -537,20 +502,12 @@ impl ConnectionJson {
             properties,
             token: self.token,
             active,
-            publishers: self
-                .publishers
-                .unwrap_or_default()
-                .into_iter()
-                .map(PublisherJson::into_model)
-                .collect(),
+            publishers: self.publishers.unwrap_or_default().into_iter().map(PublisherJson::into_model).collect(),
             subscribers: self
                 .subscribers
                 .unwrap_or_default()
                 .into_iter()
-                .map(|s| Subscriber {
-                    stream_id: s.stream_id,
-                    created_at: s.created_at,
-                })
+                .map(|s| Subscriber { stream_id: s.stream_id, created_at: s.created_at })
                 .collect(),
         }
     }
@@ -786,25 +743,19 @@ impl CreateSessionRequest {
                 ))
             })?),
         };
-        let default_recording_properties = self
-            .default_recording_properties
-            .map(|r| r.over(&RecordingProperties::default()))
-            .unwrap_or_default();
+        let default_recording_properties =
+            self.default_recording_properties.map(|r| r.over(&RecordingProperties::default())).unwrap_or_default();
         if !default_recording_properties.name.is_empty()
             && !crate::id::is_valid_custom_id(&default_recording_properties.name)
         {
-            return Err(RequestError::BadRequest(
-                "Parameter 'defaultRecordingProperties.name' is wrong".into(),
-            ));
+            return Err(RequestError::BadRequest("Parameter 'defaultRecordingProperties.name' is wrong".into()));
         }
         let properties = SessionProperties {
             media_mode: self.media_mode.unwrap_or_default(),
             recording_mode: self.recording_mode.unwrap_or_default(),
             default_recording_properties,
             custom_session_id: custom.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-            forced_video_codec: self
-                .forced_video_codec
-                .unwrap_or(defaults.forced_video_codec),
+            forced_video_codec: self.forced_video_codec.unwrap_or(defaults.forced_video_codec),
             allow_transcoding: self.allow_transcoding.unwrap_or(defaults.allow_transcoding),
             media_node: self.media_node.map(|m| m.id().clone()),
         };
@@ -875,9 +826,9 @@ impl CreateConnectionRequest {
             ..ConnectionProperties::default()
         };
         if connection_type == ConnectionType::Ipcam {
-            let uri = self.rtsp_uri.ok_or_else(|| {
-                RequestError::BadRequest("\"rtspUri\" is mandatory for IPCAM connections".into())
-            })?;
+            let uri = self
+                .rtsp_uri
+                .ok_or_else(|| RequestError::BadRequest("\"rtspUri\" is mandatory for IPCAM connections".into()))?;
             if !(uri.starts_with("rtsp://") || uri.starts_with("file://")) {
                 return Err(RequestError::BadRequest(format!(
                     "Error in parameter \"rtspUri\". It must start with rtsp:// or file://: {uri}"
@@ -959,10 +910,7 @@ impl StartRecordingRequest {
     /// A request to record `session` with `properties` (members left `None` fall back to the
     /// session's defaults on the server).
     pub fn new(session: SessionId, properties: RecordingPropertiesJson) -> Self {
-        Self {
-            session,
-            properties,
-        }
+        Self { session, properties }
     }
 }
 

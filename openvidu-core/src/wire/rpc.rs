@@ -59,10 +59,7 @@ pub struct RpcError {
 impl RpcError {
     /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 
@@ -82,26 +79,14 @@ impl Request {
     /// (with `id: null` when no id could be read).
     pub fn parse(frame: &str) -> Result<Self, String> {
         let value: Value = serde_json::from_str(frame).map_err(|e| {
-            error_frame(
-                &Value::Null,
-                &RpcError::new(ErrorCode::ParseError, format!("Parse error: {e}")),
-                None,
-            )
+            error_frame(&Value::Null, &RpcError::new(ErrorCode::ParseError, format!("Parse error: {e}")), None)
         })?;
         let Value::Object(mut obj) = value else {
-            return Err(error_frame(
-                &Value::Null,
-                &RpcError::new(ErrorCode::InvalidRequest, "Invalid request"),
-                None,
-            ));
+            return Err(error_frame(&Value::Null, &RpcError::new(ErrorCode::InvalidRequest, "Invalid request"), None));
         };
         let id = obj.remove("id").filter(|v| !v.is_null());
         let invalid = |id: &Option<Value>, why: &str| {
-            error_frame(
-                id.as_ref().unwrap_or(&Value::Null),
-                &RpcError::new(ErrorCode::InvalidRequest, why),
-                None,
-            )
+            error_frame(id.as_ref().unwrap_or(&Value::Null), &RpcError::new(ErrorCode::InvalidRequest, why), None)
         };
         let method = match obj.remove("method") {
             Some(Value::String(m)) => m,
@@ -117,12 +102,8 @@ impl Request {
 
     /// The params parsed into a method's param type; wrong types give `InvalidParams`.
     pub fn params<T: for<'de> Deserialize<'de>>(&self) -> Result<T, RpcError> {
-        serde_json::from_value(Value::Object(self.params.clone())).map_err(|e| {
-            RpcError::new(
-                ErrorCode::InvalidParams,
-                format!("Invalid params for {}: {e}", self.method),
-            )
-        })
+        serde_json::from_value(Value::Object(self.params.clone()))
+            .map_err(|e| RpcError::new(ErrorCode::InvalidParams, format!("Invalid params for {}: {e}", self.method)))
     }
 }
 
@@ -159,47 +140,47 @@ pub fn notification_frame(n: &Notification) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Params
+// Params (the server parses them; clients, like openvidu-client's participant, send them)
 
 /// `joinRoom` params.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct JoinRoomParams {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     pub session: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorder: Option<bool>,
 }
 
 /// `sendMessage` params: `message` is a JSON string.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[allow(missing_docs)]
 pub struct SendMessageParams {
     pub message: String,
 }
 
 /// The JSON inside `sendMessage.message`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[allow(missing_docs)]
 pub struct SignalMessage {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Vec<Option<String>>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub signal_type: Option<String>,
 }
 
 /// `forceDisconnect` params.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct ForceDisconnectParams {
@@ -207,7 +188,7 @@ pub struct ForceDisconnectParams {
 }
 
 /// `forceUnpublish` params.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct ForceUnpublishParams {
@@ -215,7 +196,7 @@ pub struct ForceUnpublishParams {
 }
 
 /// `connect` params (reconnection).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct ConnectParams {
@@ -223,7 +204,7 @@ pub struct ConnectParams {
 }
 
 /// `publishVideo` params.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct PublishVideoParams {
@@ -231,71 +212,71 @@ pub struct PublishVideoParams {
     pub do_loopback: bool,
     pub has_audio: bool,
     pub has_video: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_active: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_active: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub type_of_video: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_rate: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_dimensions: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Value>,
 }
 
 /// `receiveVideoFrom` params: `sdpOffer` (client offers) or `sdpAnswer` (answer to the server's offer).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct ReceiveVideoFromParams {
     pub sender: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_offer: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_answer: Option<String>,
 }
 
 /// `prepareReceiveVideoFrom` params.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct PrepareReceiveVideoFromParams {
     pub sender: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnect: Option<bool>,
 }
 
 /// `unsubscribeFromVideo` params: `sender` is the publisher's connection id.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[allow(missing_docs)]
 pub struct UnsubscribeFromVideoParams {
     pub sender: String,
 }
 
 /// `onIceCandidate` params.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct OnIceCandidateParams {
     pub endpoint_name: String,
     pub candidate: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_mid: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_m_line_index: Option<u16>,
 }
 
 /// `streamPropertyChanged` params.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct StreamPropertyChangedParams {
     pub stream_id: String,
     pub property: String,
     pub new_value: Value,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
@@ -466,35 +447,20 @@ impl Notification {
     /// The params object.
     pub fn params(&self) -> Value {
         match self {
-            Self::ParticipantJoined {
-                id,
-                created_at,
-                metadata,
-            } => {
+            Self::ParticipantJoined { id, created_at, metadata } => {
                 json!({"id": id, "createdAt": created_at, "metadata": metadata})
             }
-            Self::ParticipantLeft {
-                connection_id,
-                reason,
-            } => {
+            Self::ParticipantLeft { connection_id, reason } => {
                 json!({"connectionId": connection_id, "reason": reason.map(|r| json!(r)).unwrap_or(json!(""))})
             }
-            Self::ParticipantEvicted {
-                connection_id,
-                reason,
-            } => json!({"connectionId": connection_id, "reason": reason}),
-            Self::ParticipantPublished { id, streams } => json!({"id": id, "streams": streams}),
-            Self::ParticipantUnpublished {
-                connection_id,
-                reason,
-            } => {
+            Self::ParticipantEvicted { connection_id, reason } => {
                 json!({"connectionId": connection_id, "reason": reason})
             }
-            Self::SendMessage {
-                data,
-                signal_type,
-                from,
-            } => {
+            Self::ParticipantPublished { id, streams } => json!({"id": id, "streams": streams}),
+            Self::ParticipantUnpublished { connection_id, reason } => {
+                json!({"connectionId": connection_id, "reason": reason})
+            }
+            Self::SendMessage { data, signal_type, from } => {
                 let mut m = Map::new();
                 if let Some(d) = data {
                     m.insert("data".into(), json!(d));
@@ -507,23 +473,11 @@ impl Notification {
                 }
                 Value::Object(m)
             }
-            Self::StreamPropertyChanged {
-                connection_id,
-                stream_id,
-                property,
-                new_value,
-                reason,
-            } => json!({
+            Self::StreamPropertyChanged { connection_id, stream_id, property, new_value, reason } => json!({
                 "connectionId": connection_id, "streamId": stream_id, "property": property,
                 "newValue": new_value, "reason": reason
             }),
-            Self::IceCandidate {
-                sender_connection_id,
-                endpoint_name,
-                sdp_m_line_index,
-                sdp_mid,
-                candidate,
-            } => json!({
+            Self::IceCandidate { sender_connection_id, endpoint_name, sdp_m_line_index, sdp_mid, candidate } => json!({
                 "senderConnectionId": sender_connection_id, "endpointName": endpoint_name,
                 "sdpMLineIndex": sdp_m_line_index, "sdpMid": sdp_mid, "candidate": candidate
             }),
@@ -531,10 +485,7 @@ impl Notification {
             Self::RecordingStopped { id, name, reason } => {
                 json!({"id": id, "name": name, "reason": reason})
             }
-            Self::ConnectionPropertyChanged {
-                property,
-                new_value,
-            } => {
+            Self::ConnectionPropertyChanged { property, new_value } => {
                 json!({"property": property, "newValue": new_value})
             }
             Self::MediaError { error } => json!({"error": error}),

@@ -74,10 +74,7 @@ impl fmt::Display for EventType {
 impl FromStr for EventType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|e| e.name() == s)
-            .ok_or_else(|| format!("unknown webhook event {s:?}"))
+        Self::ALL.into_iter().find(|e| e.name() == s).ok_or_else(|| format!("unknown webhook event {s:?}"))
     }
 }
 
@@ -92,10 +89,7 @@ pub struct SessionRef {
 
 impl From<&Session> for SessionRef {
     fn from(s: &Session) -> Self {
-        Self {
-            session_id: s.id.clone(),
-            unique_session_id: s.unique_session_id(),
-        }
+        Self { session_id: s.id.clone(), unique_session_id: s.unique_session_id() }
     }
 }
 
@@ -230,12 +224,7 @@ fn common(m: &mut Map<String, Value>, session: Option<&SessionRef>, timestamp: M
     insert(m, "timestamp", timestamp);
 }
 
-fn end(
-    m: &mut Map<String, Value>,
-    timestamp: Millis,
-    start_time: Millis,
-    reason: Option<EndReason>,
-) {
+fn end(m: &mut Map<String, Value>, timestamp: Millis, start_time: Millis, reason: Option<EndReason>) {
     insert(m, "startTime", start_time);
     insert(m, "duration", timestamp.saturating_sub(start_time) / 1000);
     if let Some(r) = reason {
@@ -257,15 +246,7 @@ fn webrtc(m: &mut Map<String, Value>, w: &WebrtcInfo) {
     insert(m, "streamId", &w.stream_id);
     insert(m, "participantId", &w.connection_id);
     insert(m, "connectionId", &w.connection_id);
-    insert(
-        m,
-        "connection",
-        if w.receiving_from.is_some() {
-            "INBOUND"
-        } else {
-            "OUTBOUND"
-        },
-    );
+    insert(m, "connection", if w.receiving_from.is_some() { "INBOUND" } else { "OUTBOUND" });
     if let Some(from) = &w.receiving_from {
         insert(m, "receivingFrom", from);
     }
@@ -311,65 +292,34 @@ impl WebhookEvent {
     pub fn body(&self) -> Map<String, Value> {
         let mut m = Map::new();
         match self {
-            Self::SessionCreated { session, timestamp } => {
-                common(&mut m, Some(session), *timestamp)
-            }
-            Self::SessionDestroyed {
-                session,
-                timestamp,
-                start_time,
-                reason,
-            } => {
+            Self::SessionCreated { session, timestamp } => common(&mut m, Some(session), *timestamp),
+            Self::SessionDestroyed { session, timestamp, start_time, reason } => {
                 common(&mut m, Some(session), *timestamp);
                 end(&mut m, *timestamp, *start_time, Some(*reason));
             }
-            Self::ParticipantJoined {
-                session,
-                timestamp,
-                participant: p,
-            } => {
+            Self::ParticipantJoined { session, timestamp, participant: p } => {
                 common(&mut m, Some(session), *timestamp);
                 participant(&mut m, p);
             }
-            Self::ParticipantLeft {
-                session,
-                timestamp,
-                start_time,
-                reason,
-                participant: p,
-            } => {
+            Self::ParticipantLeft { session, timestamp, start_time, reason, participant: p } => {
                 common(&mut m, Some(session), *timestamp);
                 end(&mut m, *timestamp, *start_time, Some(*reason));
                 participant(&mut m, p);
             }
-            Self::WebrtcConnectionCreated {
-                session,
-                timestamp,
-                webrtc: w,
-            } => {
+            Self::WebrtcConnectionCreated { session, timestamp, webrtc: w } => {
                 common(&mut m, Some(session), *timestamp);
                 webrtc(&mut m, w);
             }
-            Self::WebrtcConnectionDestroyed {
-                session,
-                timestamp,
-                start_time,
-                reason,
-                webrtc: w,
-            } => {
+            Self::WebrtcConnectionDestroyed { session, timestamp, start_time, reason, webrtc: w } => {
                 common(&mut m, Some(session), *timestamp);
                 end(&mut m, *timestamp, *start_time, Some(*reason));
                 webrtc(&mut m, w);
             }
-            Self::RecordingStatusChanged {
-                timestamp,
-                reason,
-                recording: r,
-            } => {
-                let session = r.unique_session_id.as_ref().map(|u| SessionRef {
-                    session_id: r.session_id.clone(),
-                    unique_session_id: u.clone(),
-                });
+            Self::RecordingStatusChanged { timestamp, reason, recording: r } => {
+                let session = r
+                    .unique_session_id
+                    .as_ref()
+                    .map(|u| SessionRef { session_id: r.session_id.clone(), unique_session_id: u.clone() });
                 if session.is_none() {
                     insert(&mut m, "sessionId", &r.session_id);
                 }
@@ -383,8 +333,7 @@ impl WebhookEvent {
                     insert(&mut m, "resolution", &p.resolution);
                     insert(&mut m, "frameRate", p.frame_rate);
                     insert(&mut m, "recordingLayout", p.recording_layout);
-                    if p.recording_layout == RecordingLayout::Custom && !p.custom_layout.is_empty()
-                    {
+                    if p.recording_layout == RecordingLayout::Custom && !p.custom_layout.is_empty() {
                         insert(&mut m, "customLayout", &p.custom_layout);
                     }
                 }
@@ -394,14 +343,7 @@ impl WebhookEvent {
                 insert(&mut m, "duration", r.duration);
                 insert(&mut m, "status", r.status);
             }
-            Self::SignalSent {
-                session,
-                timestamp,
-                from,
-                to,
-                signal_type,
-                data,
-            } => {
+            Self::SignalSent { session, timestamp, from, to, signal_type, data } => {
                 common(&mut m, Some(session), *timestamp);
                 insert(&mut m, "from", from);
                 insert(&mut m, "to", to);
@@ -428,16 +370,8 @@ impl WebhookEvent {
 
     /// A `recordingStatusChanged` for `recording` in its current status.
     pub fn recording(timestamp: Millis, recording: &Recording, reason: Option<EndReason>) -> Self {
-        let reason = if recording.status == RecordingStatus::Started {
-            None
-        } else {
-            reason
-        };
-        Self::RecordingStatusChanged {
-            timestamp,
-            reason,
-            recording: Box::new(recording.clone()),
-        }
+        let reason = if recording.status == RecordingStatus::Started { None } else { reason };
+        Self::RecordingStatusChanged { timestamp, reason, recording: Box::new(recording.clone()) }
     }
 }
 

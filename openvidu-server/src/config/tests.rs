@@ -49,12 +49,7 @@ fn bad_values_name_the_setting() {
     assert!(parse(&["--https-port", "99999"]).is_err());
     assert!(parse(&["--openvidu-https", "maybe"]).is_err());
     let a = Args::try_parse_from(["openvidu-server", "--openvidu-secret", "bad secret"]).unwrap();
-    assert!(
-        Config::try_from(a)
-            .unwrap_err()
-            .to_string()
-            .contains("OPENVIDU_SECRET")
-    );
+    assert!(Config::try_from(a).unwrap_err().to_string().contains("OPENVIDU_SECRET"));
 }
 
 #[test]
@@ -71,37 +66,19 @@ fn webhook_settings_parse() {
     ])
     .unwrap();
     let w = c.webhook.unwrap();
-    assert_eq!(
-        w.headers,
-        vec![("Authorization".to_owned(), "Basic abc".to_owned())]
-    );
-    assert_eq!(
-        w.events,
-        vec![EventType::SessionCreated, EventType::SignalSent]
-    );
+    assert_eq!(w.headers, vec![("Authorization".to_owned(), "Basic abc".to_owned())]);
+    assert_eq!(w.events, vec![EventType::SessionCreated, EventType::SignalSent]);
 }
 
 #[test]
 fn trusted_proxy_networks() {
-    let c = parse(&[
-        "--openvidu-trusted-proxies",
-        "10.0.0.0/8, 127.0.0.1,::1/128",
-    ])
-    .unwrap();
-    let inside = |ip: &str| {
-        c.trusted_proxies
-            .iter()
-            .any(|n| n.contains(ip.parse().unwrap()))
-    };
+    let c = parse(&["--openvidu-trusted-proxies", "10.0.0.0/8, 127.0.0.1,::1/128"]).unwrap();
+    let inside = |ip: &str| c.trusted_proxies.iter().any(|n| n.contains(ip.parse().unwrap()));
     assert!(inside("10.1.2.3"));
     assert!(inside("127.0.0.1"));
     assert!(inside("::ffff:127.0.0.1"));
     assert!(inside("::1"));
     assert!(!inside("11.0.0.1"));
     assert!(!inside("127.0.0.2"));
-    assert!(
-        parse(&["--openvidu-trusted-proxies", "10.0.0.0/33"])
-            .unwrap_err()
-            .contains("OPENVIDU_TRUSTED_PROXIES")
-    );
+    assert!(parse(&["--openvidu-trusted-proxies", "10.0.0.0/33"]).unwrap_err().contains("OPENVIDU_TRUSTED_PROXIES"));
 }

@@ -36,24 +36,13 @@ impl Credentials {
 }
 
 /// Middleware: 401 with a Basic challenge unless the request carries the credentials.
-pub async fn require_basic_auth(
-    State(credentials): State<Credentials>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| credentials.accepts(v.as_bytes()))
-        .unwrap_or(false);
+pub async fn require_basic_auth(State(credentials): State<Credentials>, req: Request, next: Next) -> Response {
+    let ok = req.headers().get(header::AUTHORIZATION).map(|v| credentials.accepts(v.as_bytes())).unwrap_or(false);
     if ok {
         return next.run(req).await;
     }
     let mut r = StatusCode::UNAUTHORIZED.into_response();
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"OpenVidu\""),
-    );
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"OpenVidu\""));
     r
 }
 

@@ -26,18 +26,12 @@ struct ErrorMessage(String);
 impl ApiError {
     /// An empty-bodied error.
     pub fn empty(status: StatusCode) -> Self {
-        Self {
-            status,
-            message: None,
-        }
+        Self { status, message: None }
     }
 
     /// An error with OpenVidu's error JSON body.
     pub fn with_message(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: Some(message.into()),
-        }
+        Self { status, message: Some(message.into()) }
     }
 
     /// 400 with a message.
@@ -56,14 +50,12 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         use ServiceError as E;
         match e {
-            E::Request(r) => Self::with_message(
-                StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                r.to_string(),
-            ),
-            E::SessionNotFound(_)
-            | E::ConnectionNotFound(_)
-            | E::StreamNotFound(_)
-            | E::RecordingNotFound(_) => Self::empty(StatusCode::NOT_FOUND),
+            E::Request(r) => {
+                Self::with_message(StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST), r.to_string())
+            }
+            E::SessionNotFound(_) | E::ConnectionNotFound(_) | E::StreamNotFound(_) | E::RecordingNotFound(_) => {
+                Self::empty(StatusCode::NOT_FOUND)
+            }
             E::SessionExists(_) => Self::empty(StatusCode::CONFLICT),
             E::IpcamStream(_) => Self::empty(StatusCode::METHOD_NOT_ALLOWED),
             E::SessionNotActive(_) => Self::empty(StatusCode::NOT_ACCEPTABLE),
@@ -77,6 +69,9 @@ impl From<ServiceError> for ApiError {
             }
             E::RecordingInProgress(_) => Self::empty(StatusCode::CONFLICT),
             E::MediaUnavailable(m) => Self::with_message(StatusCode::INTERNAL_SERVER_ERROR, m),
+            E::Media(m) => Self::with_message(StatusCode::INTERNAL_SERVER_ERROR, m.to_string()),
+            E::AlreadyPublishing(_) => Self::empty(StatusCode::CONFLICT),
+            E::NotPublishing(_) => Self::empty(StatusCode::NOT_FOUND),
             E::Store(e) => {
                 tracing::error!(error = %e, "store unavailable");
                 Self::with_message(StatusCode::SERVICE_UNAVAILABLE, "state store unavailable")
@@ -119,10 +114,7 @@ pub async fn error_body(req: Request, next: Next) -> Response {
         "path": path,
     });
     let (mut parts, _) = response.into_parts();
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body.to_string()))
 }

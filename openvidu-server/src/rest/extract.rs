@@ -49,23 +49,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::bad_request("The body must be a JSON object"));
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| Self(Some(v)))
-            .map_err(|e| {
-                use serde_json::error::Category;
-                match e.classify() {
-                    Category::Data => ApiError::bad_request(format!("Type error in body: {e}")),
-                    _ => ApiError::bad_request(format!("JSON parse error: {e}")),
-                }
-            })
+        serde_json::from_slice(&bytes).map(|v| Self(Some(v))).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Data => ApiError::bad_request(format!("Type error in body: {e}")),
+                _ => ApiError::bad_request(format!("JSON parse error: {e}")),
+            }
+        })
     }
 }
 
 impl<T> ApiJson<T> {
     /// The body, or 400 when it is missing.
     pub fn required(self) -> Result<T, ApiError> {
-        self.0
-            .ok_or_else(|| ApiError::bad_request("The request body is required"))
+        self.0.ok_or_else(|| ApiError::bad_request("The request body is required"))
     }
 }
 

@@ -31,54 +31,33 @@ pub fn router(svc: OpenViduService) -> Router {
     let api = Router::new()
         .route("/sessions", post(sessions::create).get(sessions::list))
         .route("/sessions/{id}", get(sessions::get).delete(sessions::close))
-        .route(
-            "/sessions/{id}/connection",
-            post(sessions::create_connection).get(sessions::list_connections),
-        )
+        .route("/sessions/{id}/connection", post(sessions::create_connection).get(sessions::list_connections))
         .route(
             "/sessions/{id}/connection/{cid}",
-            get(sessions::get_connection)
-                .patch(sessions::update_connection)
-                .delete(sessions::force_disconnect),
+            get(sessions::get_connection).patch(sessions::update_connection).delete(sessions::force_disconnect),
         )
-        .route(
-            "/sessions/{id}/stream/{stream}",
-            axum::routing::delete(sessions::force_unpublish),
-        )
+        .route("/sessions/{id}/stream/{stream}", axum::routing::delete(sessions::force_unpublish))
         .route("/recordings/start", post(recordings::start))
         .route("/recordings/stop/{id}", post(recordings::stop))
         .route("/recordings", get(recordings::list))
-        .route(
-            "/recordings/{id}",
-            get(recordings::get).delete(recordings::delete),
-        )
+        .route("/recordings/{id}", get(recordings::get).delete(recordings::delete))
         .route("/tokens", post(misc::create_token))
         .route("/signal", post(misc::signal))
         .route("/config", get(misc::config))
         .route("/config/openvidu-version", get(misc::config_version))
         .route("/config/openvidu-recording", get(misc::config_recording))
-        .route(
-            "/config/openvidu-recording-path",
-            get(misc::config_recording_path),
-        )
+        .route("/config/openvidu-recording-path", get(misc::config_recording_path))
         .route("/config/openvidu-cdr", get(misc::config_cdr))
         .route("/health", get(misc::health))
         .route_layer(auth.clone());
 
-    let public_api =
-        Router::new().route("/config/openvidu-publicurl", get(misc::config_public_url));
+    let public_api = Router::new().route("/config/openvidu-publicurl", get(misc::config_public_url));
 
     let protected_files = Router::new()
         .route("/openvidu/cdr", get(misc::cdr_files))
         .route("/openvidu/cdr/{file}", get(misc::cdr_file))
-        .nest_service(
-            "/openvidu/layouts",
-            ServeDir::new(&config.recording_custom_layout),
-        );
-    let recordings_files = Router::new().nest_service(
-        "/openvidu/recordings",
-        ServeDir::new(&config.recording_path),
-    );
+        .nest_service("/openvidu/layouts", ServeDir::new(&config.recording_custom_layout));
+    let recordings_files = Router::new().nest_service("/openvidu/recordings", ServeDir::new(&config.recording_path));
     let (protected_files, public_files) = if config.recording_public_access {
         (protected_files, recordings_files)
     } else {

@@ -27,17 +27,14 @@ pub async fn start(
     let session = match body.remove("session") {
         Some(serde_json::Value::String(s)) => s,
         _ => {
-            return Err(ApiError::bad_request(
-                "\"session\" parameter is mandatory and must be a string",
-            ));
+            return Err(ApiError::bad_request("\"session\" parameter is mandatory and must be a string"));
         }
     };
     let sid = SessionId::parse(&session).map_err(|_| ApiError::empty(StatusCode::NOT_FOUND))?;
     // Session state before parameter types, as OpenVidu checks.
     svc.session(&sid).await?;
-    let properties: RecordingPropertiesJson =
-        serde_json::from_value(serde_json::Value::Object(body))
-            .map_err(|e| ApiError::bad_request(format!("Type error in parameters: {e}")))?;
+    let properties: RecordingPropertiesJson = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::bad_request(format!("Type error in parameters: {e}")))?;
     let recording = svc.start_recording(&sid, &properties).await?;
     Ok(Json(RecordingJson::rest(&recording)))
 }
@@ -68,31 +65,18 @@ pub async fn get(
 
 /// GET /openvidu/api/recordings
 pub async fn list(State(svc): State<OpenViduService>) -> Result<Json<RecordingList>, ApiError> {
-    let items: Vec<RecordingJson> = svc
-        .recordings()
-        .await?
-        .iter()
-        .map(RecordingJson::rest)
-        .collect();
-    Ok(Json(RecordingList {
-        count: items.len(),
-        items,
-    }))
+    let items: Vec<RecordingJson> = svc.recordings().await?.iter().map(RecordingJson::rest).collect();
+    Ok(Json(RecordingList { count: items.len(), items }))
 }
 
 /// DELETE /openvidu/api/recordings/{id}
-pub async fn delete(
-    State(svc): State<OpenViduService>,
-    ApiPath(id): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(svc): State<OpenViduService>, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     if !svc.config().recording {
         return Err(ApiError::empty(StatusCode::NOT_IMPLEMENTED));
     }
-    svc.delete_recording(&recording_id(&id)?)
-        .await
-        .map_err(|e| match e {
-            ServiceError::Io(m) => ApiError::with_message(StatusCode::INTERNAL_SERVER_ERROR, m),
-            other => other.into(),
-        })?;
+    svc.delete_recording(&recording_id(&id)?).await.map_err(|e| match e {
+        ServiceError::Io(m) => ApiError::with_message(StatusCode::INTERNAL_SERVER_ERROR, m),
+        other => other.into(),
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }

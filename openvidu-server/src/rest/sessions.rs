@@ -7,8 +7,7 @@ use axum::response::{IntoResponse, Response};
 use openvidu_core::id::{ConnectionId, SessionId, StreamId};
 use openvidu_core::model::EndReason;
 use openvidu_core::wire::rest::{
-    ConnectionJson, CreateConnectionRequest, CreateSessionRequest, Page, SessionJson,
-    UpdateConnectionRequest,
+    ConnectionJson, CreateConnectionRequest, CreateSessionRequest, Page, SessionJson, UpdateConnectionRequest,
 };
 use serde::Deserialize;
 
@@ -28,10 +27,7 @@ pub struct ListQuery {
 
 fn session_json(s: &SessionSnapshot, pending: bool) -> SessionJson {
     let active = s.connections.iter().filter(|c| c.active.is_some());
-    let pending_ones = s
-        .connections
-        .iter()
-        .filter(|c| pending && c.active.is_none());
+    let pending_ones = s.connections.iter().filter(|c| pending && c.active.is_none());
     SessionJson::new(&s.session, active.chain(pending_ones))
 }
 
@@ -58,9 +54,7 @@ pub async fn create(
     body: ApiJson<CreateSessionRequest>,
 ) -> Result<Json<SessionJson>, ApiError> {
     let request = body.0.unwrap_or_default();
-    let (custom, properties) = request
-        .into_properties(&svc.request_defaults())
-        .map_err(ServiceError::from)?;
+    let (custom, properties) = request.into_properties(&svc.request_defaults()).map_err(ServiceError::from)?;
     let session = svc.create_session(custom, properties).await?;
     Ok(Json(SessionJson::new(&session, [])))
 }
@@ -71,13 +65,8 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<SessionJson>, ApiError> {
-    let snapshot = svc
-        .session(&session_id(&id, StatusCode::NOT_FOUND)?)
-        .await?;
-    Ok(Json(session_json(
-        &snapshot,
-        q.pending_connections.unwrap_or(false),
-    )))
+    let snapshot = svc.session(&session_id(&id, StatusCode::NOT_FOUND)?).await?;
+    Ok(Json(session_json(&snapshot, q.pending_connections.unwrap_or(false))))
 }
 
 /// GET /openvidu/api/sessions
@@ -87,21 +76,12 @@ pub async fn list(
 ) -> Result<Json<Page<SessionJson>>, ApiError> {
     let pending = q.pending_connections.unwrap_or(false);
     let all = svc.sessions().await?;
-    Ok(Json(Page::new(
-        all.iter().map(|s| session_json(s, pending)).collect(),
-    )))
+    Ok(Json(Page::new(all.iter().map(|s| session_json(s, pending)).collect())))
 }
 
 /// DELETE /openvidu/api/sessions/{id}
-pub async fn close(
-    State(svc): State<OpenViduService>,
-    ApiPath(id): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
-    svc.close_session(
-        &session_id(&id, StatusCode::NOT_FOUND)?,
-        EndReason::SessionClosedByServer,
-    )
-    .await?;
+pub async fn close(State(svc): State<OpenViduService>, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    svc.close_session(&session_id(&id, StatusCode::NOT_FOUND)?, EndReason::SessionClosedByServer).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -112,10 +92,7 @@ pub async fn create_connection(
     body: ApiJson<CreateConnectionRequest>,
 ) -> Result<Json<ConnectionJson>, ApiError> {
     let sid = session_id(&id, StatusCode::NOT_FOUND)?;
-    let properties = body
-        .required()?
-        .into_properties()
-        .map_err(ServiceError::from)?;
+    let properties = body.required()?.into_properties().map_err(ServiceError::from)?;
     let connection = svc.create_connection(&sid, properties).await?;
     Ok(Json(ConnectionJson::from(&connection)))
 }
@@ -126,9 +103,7 @@ pub async fn list_connections(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<ConnectionJson>>, ApiError> {
-    let snapshot = svc
-        .session(&session_id(&id, StatusCode::NOT_FOUND)?)
-        .await?;
+    let snapshot = svc.session(&session_id(&id, StatusCode::NOT_FOUND)?).await?;
     let pending = q.pending_connections.unwrap_or(true);
     let json = session_json(&snapshot, pending);
     Ok(Json(json.connections))
@@ -143,9 +118,7 @@ pub async fn get_connection(
         .session(&session_id(&id, StatusCode::BAD_REQUEST)?)
         .await
         .map_err(unknown_session_is(StatusCode::BAD_REQUEST))?;
-    let c = snapshot
-        .connection(&connection_id(&cid)?)
-        .ok_or_else(|| ApiError::empty(StatusCode::NOT_FOUND))?;
+    let c = snapshot.connection(&connection_id(&cid)?).ok_or_else(|| ApiError::empty(StatusCode::NOT_FOUND))?;
     Ok(Json(ConnectionJson::from(c)))
 }
 
@@ -158,9 +131,7 @@ pub async fn update_connection(
     let sid = session_id(&id, StatusCode::NOT_FOUND)?;
     let cid = connection_id(&cid)?;
     let request = body.required()?;
-    let update = svc
-        .update_connection(&sid, &cid, request.role, request.record)
-        .await?;
+    let update = svc.update_connection(&sid, &cid, request.role, request.record).await?;
     if update.changed {
         Ok(Json(ConnectionJson::from(&update.connection)).into_response())
     } else {
@@ -174,13 +145,9 @@ pub async fn force_disconnect(
     ApiPath((id, cid)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let sid = session_id(&id, StatusCode::BAD_REQUEST)?;
-    svc.force_disconnect(
-        &sid,
-        &connection_id(&cid)?,
-        EndReason::ForceDisconnectByServer,
-    )
-    .await
-    .map_err(unknown_session_is(StatusCode::BAD_REQUEST))?;
+    svc.force_disconnect(&sid, &connection_id(&cid)?, EndReason::ForceDisconnectByServer)
+        .await
+        .map_err(unknown_session_is(StatusCode::BAD_REQUEST))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -191,12 +158,10 @@ pub async fn force_unpublish(
 ) -> Result<StatusCode, ApiError> {
     let sid = session_id(&id, StatusCode::BAD_REQUEST)?;
     let stream = StreamId::parse(&stream).map_err(|_| ApiError::empty(StatusCode::NOT_FOUND))?;
-    svc.force_unpublish(&sid, &stream)
-        .await
-        .map_err(|e| match e {
-            ServiceError::SessionNotFound(_) => ApiError::empty(StatusCode::BAD_REQUEST),
-            ServiceError::SessionNotActive(_) => ApiError::empty(StatusCode::NOT_FOUND),
-            other => other.into(),
-        })?;
+    svc.force_unpublish(&sid, &stream, EndReason::ForceUnpublishByServer).await.map_err(|e| match e {
+        ServiceError::SessionNotFound(_) => ApiError::empty(StatusCode::BAD_REQUEST),
+        ServiceError::SessionNotActive(_) => ApiError::empty(StatusCode::NOT_FOUND),
+        other => other.into(),
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }

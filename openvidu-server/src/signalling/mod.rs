@@ -30,9 +30,7 @@ const MAX_FRAME: usize = 1 << 20;
 
 /// The `/openvidu` route.
 pub fn router(svc: OpenViduService) -> Router {
-    Router::new()
-        .route("/openvidu", get(upgrade))
-        .with_state(svc)
+    Router::new().route("/openvidu", get(upgrade)).with_state(svc)
 }
 
 /// The client's address: the socket peer, or the forwarding headers when the peer is a trusted
@@ -45,18 +43,10 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if !trusted.iter().any(|n| n.contains(peer)) {
         return peer;
     }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     header("x-real-ip")
         .and_then(|v| v.trim().parse().ok())
-        .or_else(|| {
-            header("x-forwarded-for")
-                .and_then(|v| v.split(',').next().and_then(|f| f.trim().parse().ok()))
-        })
+        .or_else(|| header("x-forwarded-for").and_then(|v| v.split(',').next().and_then(|f| f.trim().parse().ok())))
         .unwrap_or(peer)
 }
 
@@ -67,8 +57,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let ip = client_ip(peer.ip(), &headers, &svc.config().trusted_proxies);
-    ws.max_message_size(MAX_FRAME)
-        .on_upgrade(move |socket| run(svc, socket, ip))
+    ws.max_message_size(MAX_FRAME).on_upgrade(move |socket| run(svc, socket, ip))
 }
 
 /// What one socket knows about itself.
@@ -87,14 +76,14 @@ pub(crate) struct SocketState {
     pub last_ping: Instant,
     /// This socket's outgoing queue.
     pub tx: mpsc::UnboundedSender<Outgoing>,
+    /// Candidates for our own publisher that arrived before `publishVideo`.
+    pub pending_candidates: Vec<openvidu_media::IceCandidate>,
 }
 
 fn rpc_session_id(svc: &OpenViduService) -> String {
     // 26 characters like kurento-jsonrpc's session ids.
     let _ = svc;
-    openvidu_core::id::RandomIds
-        .random_suffix(25)
-        .to_ascii_lowercase()
+    openvidu_core::id::RandomIds.random_suffix(25).to_ascii_lowercase()
 }
 
 async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
@@ -123,6 +112,7 @@ async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
         ping_interval: None,
         last_ping: Instant::now(),
         tx,
+        pending_candidates: Vec::new(),
     };
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -157,10 +147,7 @@ async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
 pub async fn sweep_detached(svc: &OpenViduService) {
     let window = svc.config().reconnection_window;
     for p in svc.participants().expired(Instant::now(), window) {
-        if let Err(e) = svc
-            .remove_participant(&p.session, &p.connection, EndReason::NetworkDisconnect)
-            .await
-        {
+        if let Err(e) = svc.remove_participant(&p.session, &p.connection, EndReason::NetworkDisconnect).await {
             tracing::debug!(connection_id = %p.connection, error = %e, "evicting a lost participant");
             svc.participants().remove(&p.connection);
         }
@@ -176,25 +163,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(
-            client_ip(proxy, &h, &[]),
-            proxy,
-            "untrusted peer: headers ignored"
-        );
+        assert_eq!(client_ip(proxy, &h, &[]), proxy, "untrusted peer: headers ignored");
         let trusted = ["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(
-            client_ip(proxy, &h, &trusted),
-            "203.0.113.7".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(client_ip(proxy, &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
         h.insert("x-real-ip", "198.51.100.2".parse().unwrap());
-        assert_eq!(
-            client_ip(proxy, &h, &trusted),
-            "198.51.100.2".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(client_ip(proxy, &h, &trusted), "198.51.100.2".parse::<IpAddr>().unwrap());
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        assert_eq!(
-            client_ip(mapped, &HeaderMap::new(), &[]),
-            "127.0.0.1".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(client_ip(mapped, &HeaderMap::new(), &[]), "127.0.0.1".parse::<IpAddr>().unwrap());
     }
 }

@@ -9,7 +9,7 @@ mod memory;
 
 use async_trait::async_trait;
 use openvidu_core::id::{ConnectionId, SessionId, StreamId, TokenId};
-use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Session};
+use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Publisher, Session, Subscriber};
 use thiserror::Error;
 
 pub use memory::MemoryStore;
@@ -84,24 +84,14 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError>;
 
     /// Removes every never-activated session created before `created_before`; returns them.
-    async fn remove_inactive_sessions(
-        &self,
-        created_before: Millis,
-    ) -> Result<Vec<Session>, StoreError>;
+    async fn remove_inactive_sessions(&self, created_before: Millis) -> Result<Vec<Session>, StoreError>;
 
     /// Adds a pending connection, usable with `token`.
-    async fn create_connection(
-        &self,
-        connection: Connection,
-        token: TokenId,
-    ) -> Result<(), StoreError>;
+    async fn create_connection(&self, connection: Connection, token: TokenId) -> Result<(), StoreError>;
 
     /// Removes a connection (pending or active); its token can no longer be used.
-    async fn remove_connection(
-        &self,
-        session: &SessionId,
-        connection: &ConnectionId,
-    ) -> Result<Connection, StoreError>;
+    async fn remove_connection(&self, session: &SessionId, connection: &ConnectionId)
+    -> Result<Connection, StoreError>;
 
     /// Uses a token: its pending connection becomes active, the session active. Once only.
     async fn activate_connection(
@@ -119,6 +109,64 @@ pub trait Store: Send + Sync + 'static {
         role: Option<OpenViduRole>,
         record: Option<bool>,
     ) -> Result<ConnectionUpdate, StoreError>;
+
+    /// Adds a published stream to an active connection.
+    async fn add_publisher(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+        publisher: Publisher,
+    ) -> Result<(), StoreError>;
+
+    /// Removes a published stream and every subscription to it.
+    async fn remove_publisher(&self, session: &SessionId, stream: &StreamId) -> Result<Unpublished, StoreError>;
+
+    /// Records that `connection` receives a stream.
+    async fn add_subscriber(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+        subscriber: Subscriber,
+    ) -> Result<(), StoreError>;
+
+    /// Removes a subscription.
+    async fn remove_subscriber(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+        stream: &StreamId,
+    ) -> Result<Subscriber, StoreError>;
+
+    /// Changes a stream's media options; returns the owner.
+    async fn set_stream_property(
+        &self,
+        session: &SessionId,
+        stream: &StreamId,
+        property: StreamProperty,
+    ) -> Result<ConnectionId, StoreError>;
+}
+
+/// A change of a published stream's media options (`streamPropertyChanged`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamProperty {
+    /// Audio muted/unmuted.
+    AudioActive(bool),
+    /// Video muted/unmuted.
+    VideoActive(bool),
+    /// New `{"width":W,"height":H}`.
+    VideoDimensions(String),
+}
+
+/// What removing a publisher took with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unpublished {
+    /// The owner.
+    pub owner: ConnectionId,
+    /// The publisher entry.
+    pub publisher: Publisher,
+    /// Connections that were subscribed to it (their entries are gone too).
+    pub subscribers: Vec<ConnectionId>,
 }
 
 #[cfg(test)]

@@ -48,11 +48,7 @@ async fn wait_for(received: &Received, n: usize) -> Vec<(HeaderMap, serde_json::
         if got.len() >= n {
             return got;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {n} webhooks arrived",
-            got.len()
-        );
+        assert!(tokio::time::Instant::now() < deadline, "only {} of {n} webhooks arrived", got.len());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -87,32 +83,18 @@ async fn webhooks_are_posted_in_order_with_headers_and_retries() {
         assert_eq!(r.status(), 200);
     }
     // a connection creation emits no webhook; closing emits sessionDestroyed
-    let r = c
-        .delete(format!("{api}/a"))
-        .basic_auth("OPENVIDUAPP", Some(server.secret()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.delete(format!("{api}/a")).basic_auth("OPENVIDUAPP", Some(server.secret())).send().await.unwrap();
     assert_eq!(r.status(), 204);
 
     let got = wait_for(&received, 3).await;
     let events: Vec<(String, String)> = got
         .iter()
-        .map(|(_, b)| {
-            (
-                b["event"].as_str().unwrap().to_owned(),
-                b["sessionId"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|(_, b)| (b["event"].as_str().unwrap().to_owned(), b["sessionId"].as_str().unwrap().to_owned()))
         .collect();
     assert_eq!(
         events,
-        [
-            ("sessionCreated", "a"),
-            ("sessionCreated", "b"),
-            ("sessionDestroyed", "a")
-        ]
-        .map(|(e, s)| (e.to_owned(), s.to_owned()))
+        [("sessionCreated", "a"), ("sessionCreated", "b"), ("sessionDestroyed", "a")]
+            .map(|(e, s)| (e.to_owned(), s.to_owned()))
     );
     for (headers, body) in &got {
         assert_eq!(headers["authorization"], "Bearer hook-secret");
@@ -127,20 +109,14 @@ async fn webhooks_are_posted_in_order_with_headers_and_retries() {
         let mut lines = Vec::new();
         for entry in std::fs::read_dir(cdr.path()).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            lines.extend(
-                text.lines()
-                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
-            );
+            lines.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
         }
         if lines.len() >= 3 {
             assert!(lines[0]["sessionCreated"]["sessionId"] == "a");
             assert!(lines[2]["sessionDestroyed"]["reason"] == "sessionClosedByServer");
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "CDR incomplete: {lines:?}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "CDR incomplete: {lines:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

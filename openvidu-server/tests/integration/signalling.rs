@@ -7,8 +7,7 @@ use openvidu_server::{RunningServer, Server};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A JSON-RPC peer that keeps notifications aside while it waits for answers.
 struct Peer {
@@ -21,19 +20,12 @@ impl Peer {
     async fn open(server: &RunningServer) -> Self {
         let url = format!("{}/openvidu", server.url().replacen("http", "ws", 1));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        Self {
-            ws,
-            next_id: 0,
-            notifications: Vec::new(),
-        }
+        Self { ws, next_id: 0, notifications: Vec::new() }
     }
 
     async fn recv(&mut self) -> Option<Value> {
         loop {
-            match tokio::time::timeout(Duration::from_secs(5), self.ws.next())
-                .await
-                .ok()??
-            {
+            match tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await.ok()?? {
                 Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => {}
@@ -49,15 +41,9 @@ impl Peer {
     async fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
-        self.send_raw(
-            &json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id}).to_string(),
-        )
-        .await;
+        self.send_raw(&json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id}).to_string()).await;
         loop {
-            let msg = self
-                .recv()
-                .await
-                .unwrap_or_else(|| panic!("no answer to {method}"));
+            let msg = self.recv().await.unwrap_or_else(|| panic!("no answer to {method}"));
             if msg.get("id") == Some(&json!(id)) {
                 return match msg.get("result") {
                     Some(r) => Ok(r.clone()),
@@ -70,18 +56,11 @@ impl Peer {
 
     /// Waits for a notification of this method.
     async fn notification(&mut self, method: &str) -> Value {
-        if let Some(i) = self
-            .notifications
-            .iter()
-            .position(|n| n["method"] == method)
-        {
+        if let Some(i) = self.notifications.iter().position(|n| n["method"] == method) {
             return self.notifications.remove(i)["params"].clone();
         }
         loop {
-            let msg = self
-                .recv()
-                .await
-                .unwrap_or_else(|| panic!("no {method} notification"));
+            let msg = self.recv().await.unwrap_or_else(|| panic!("no {method} notification"));
             if msg["method"] == method {
                 return msg["params"].clone();
             }
@@ -105,10 +84,8 @@ impl Rest {
         }
     }
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .basic_auth("OPENVIDUAPP", Some(&self.secret));
+        let mut r =
+            self.http.request(method, format!("{}{path}", self.base)).basic_auth("OPENVIDUAPP", Some(&self.secret));
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -117,13 +94,7 @@ impl Rest {
         (status, res.json().await.unwrap_or(Value::Null))
     }
     async fn session(&self, id: &str) {
-        let (s, _) = self
-            .call(
-                reqwest::Method::POST,
-                "/sessions",
-                Some(json!({"customSessionId": id})),
-            )
-            .await;
+        let (s, _) = self.call(reqwest::Method::POST, "/sessions", Some(json!({"customSessionId": id}))).await;
         assert_eq!(s, 200);
     }
     async fn token(&self, session: &str, role: &str, data: &str) -> String {
@@ -146,9 +117,7 @@ async fn join(peer: &mut Peer, session: &str, token: &str, metadata: &str) -> Va
 }
 
 fn server() -> openvidu_server::ServerBuilder {
-    Server::builder()
-        .https(false)
-        .configure(|c| c.reconnection_window = Duration::from_millis(800))
+    Server::builder().https(false).configure(|c| c.reconnection_window = Duration::from_millis(800))
 }
 
 #[tokio::test]
@@ -156,16 +125,10 @@ async fn two_participants_join_see_each_other_and_signal() {
     let server = server().start().await.unwrap();
     let rest = Rest::new(&server);
     rest.session("room").await;
-    let (ta, tb) = (
-        rest.token("room", "PUBLISHER", "srvA").await,
-        rest.token("room", "MODERATOR", "").await,
-    );
+    let (ta, tb) = (rest.token("room", "PUBLISHER", "srvA").await, rest.token("room", "MODERATOR", "").await);
 
     let mut a = Peer::open(&server).await;
-    assert_eq!(
-        a.call("ping", json!({"interval": 5000})).await.unwrap()["value"],
-        "pong"
-    );
+    assert_eq!(a.call("ping", json!({"interval": 5000})).await.unwrap()["value"], "pong");
     let ra = join(&mut a, "room", &ta, "{\"name\":\"a\"}").await;
     assert!(ra["id"].as_str().unwrap().starts_with("con_"));
     assert_eq!(ra["role"], "PUBLISHER");
@@ -173,10 +136,7 @@ async fn two_participants_join_see_each_other_and_signal() {
     assert_eq!(ra["value"], json!([]));
     assert_eq!(ra["mediaServer"], "kurento");
     assert_eq!(ra["version"], "2.20.0");
-    assert!(
-        ra["sessionId"].is_string(),
-        "kurento-jsonrpc injects the rpc session id"
-    );
+    assert!(ra["sessionId"].is_string(), "kurento-jsonrpc injects the rpc session id");
 
     let mut b = Peer::open(&server).await;
     let rb = join(&mut b, "room", &tb, "").await;
@@ -186,9 +146,7 @@ async fn two_participants_join_see_each_other_and_signal() {
     assert_eq!(joined["id"], rb["id"]);
 
     // REST sees both active, with the client address
-    let (_, s) = rest
-        .call(reqwest::Method::GET, "/sessions/room", None)
-        .await;
+    let (_, s) = rest.call(reqwest::Method::GET, "/sessions/room", None).await;
     assert_eq!(s["connections"]["numberOfElements"], 2);
     for c in s["connections"]["content"].as_array().unwrap() {
         assert_eq!(c["status"], "active");
@@ -198,58 +156,29 @@ async fn two_participants_join_see_each_other_and_signal() {
 
     // signals to all (sender included) and to one
     let msg = json!({"to": [], "data": "hi", "type": "signal:chat"}).to_string();
-    a.call("sendMessage", json!({"message": msg}))
-        .await
-        .unwrap();
+    a.call("sendMessage", json!({"message": msg})).await.unwrap();
     for p in [&mut a, &mut b] {
         let n = p.notification("sendMessage").await;
-        assert_eq!(
-            n,
-            json!({"data": "hi", "type": "signal:chat", "from": ra["id"]})
-        );
+        assert_eq!(n, json!({"data": "hi", "type": "signal:chat", "from": ra["id"]}));
     }
     let msg = json!({"to": [ra["id"]], "data": "only you", "type": "signal"}).to_string();
-    b.call("sendMessage", json!({"message": msg}))
-        .await
-        .unwrap();
+    b.call("sendMessage", json!({"message": msg})).await.unwrap();
     assert_eq!(a.notification("sendMessage").await["data"], "only you");
     let bad_to = json!({"to": ["con_Nobody1234"], "data": "x"}).to_string();
-    assert_eq!(
-        b.call("sendMessage", json!({"message": bad_to}))
-            .await
-            .unwrap_err()["code"],
-        601
-    );
-    assert_eq!(
-        b.call("sendMessage", json!({"message": "{not json"}))
-            .await
-            .unwrap_err()["code"],
-        600
-    );
+    assert_eq!(b.call("sendMessage", json!({"message": bad_to})).await.unwrap_err()["code"], 601);
+    assert_eq!(b.call("sendMessage", json!({"message": "{not json"})).await.unwrap_err()["code"], 600);
 
     // a REST signal has no `from`
     let (s, _) = rest
-        .call(
-            reqwest::Method::POST,
-            "/signal",
-            Some(json!({"session": "room", "type": "server", "data": "news"})),
-        )
+        .call(reqwest::Method::POST, "/signal", Some(json!({"session": "room", "type": "server", "data": "news"})))
         .await;
     assert_eq!(s, 200);
-    assert_eq!(
-        b.notification("sendMessage").await,
-        json!({"data": "news", "type": "server"})
-    );
+    assert_eq!(b.notification("sendMessage").await, json!({"data": "news", "type": "server"}));
 
     // a publisher may not force others out; a moderator may
-    let err = a
-        .call("forceDisconnect", json!({"connectionId": rb["id"]}))
-        .await
-        .unwrap_err();
+    let err = a.call("forceDisconnect", json!({"connectionId": rb["id"]})).await.unwrap_err();
     assert_eq!(err["code"], 401);
-    b.call("forceDisconnect", json!({"connectionId": ra["id"]}))
-        .await
-        .unwrap();
+    b.call("forceDisconnect", json!({"connectionId": ra["id"]})).await.unwrap();
     let evicted = a.notification("participantEvicted").await;
     assert_eq!(evicted["reason"], "forceDisconnectByUser");
     let left = b.notification("participantLeft").await;
@@ -260,9 +189,7 @@ async fn two_participants_join_see_each_other_and_signal() {
 
     // the last participant leaving closes the session
     b.call("leaveRoom", json!({})).await.unwrap();
-    let (s, _) = rest
-        .call(reqwest::Method::GET, "/sessions/room", None)
-        .await;
+    let (s, _) = rest.call(reqwest::Method::GET, "/sessions/room", None).await;
     assert_eq!(s, 404);
 }
 
@@ -276,51 +203,22 @@ async fn bad_input_gets_openvidu_errors_and_the_socket_survives() {
 
     p.send_raw("{garbage").await;
     assert_eq!(p.recv().await.unwrap()["error"]["code"], -32700);
-    assert_eq!(
-        p.call("sendMessage", json!({"message": "{}"}))
-            .await
-            .unwrap_err()["code"],
-        803,
-        "before joinRoom"
-    );
-    assert_eq!(
-        p.call("joinRoom", json!({"session": 5})).await.unwrap_err()["code"],
-        -32602
-    );
-    let e = p
-        .call(
-            "joinRoom",
-            json!({"token": token, "session": "nope", "metadata": ""}),
-        )
-        .await
-        .unwrap_err();
+    assert_eq!(p.call("sendMessage", json!({"message": "{}"})).await.unwrap_err()["code"], 803, "before joinRoom");
+    assert_eq!(p.call("joinRoom", json!({"session": 5})).await.unwrap_err()["code"], -32602);
+    let e = p.call("joinRoom", json!({"token": token, "session": "nope", "metadata": ""})).await.unwrap_err();
     assert_eq!(e["code"], 202);
     let e = p
-        .call(
-            "joinRoom",
-            json!({"token": "wss://x?sessionId=bad&token=tok_Wrong", "session": "bad"}),
-        )
+        .call("joinRoom", json!({"token": "wss://x?sessionId=bad&token=tok_Wrong", "session": "bad"}))
         .await
         .unwrap_err();
     assert_eq!(e["code"], 401);
     join(&mut p, "bad", &token, "").await;
     let mut q = Peer::open(&server).await;
-    let e = q
-        .call("joinRoom", json!({"token": token, "session": "bad"}))
-        .await
-        .unwrap_err();
+    let e = q.call("joinRoom", json!({"token": token, "session": "bad"})).await.unwrap_err();
     assert_eq!(e["code"], 401, "a token is used once");
+    assert_eq!(p.call("noSuchMethod", json!({})).await.unwrap_err()["code"], -32601);
     assert_eq!(
-        p.call("noSuchMethod", json!({})).await.unwrap_err()["code"],
-        -32601
-    );
-    assert_eq!(
-        p.call(
-            "applyFilter",
-            json!({"streamId": "x", "type": "GStreamerFilter"})
-        )
-        .await
-        .unwrap_err()["code"],
+        p.call("applyFilter", json!({"streamId": "x", "type": "GStreamerFilter"})).await.unwrap_err()["code"],
         406
     );
     assert_eq!(
@@ -329,10 +227,7 @@ async fn bad_input_gets_openvidu_errors_and_the_socket_survives() {
     );
     // a flood of frames does not kill the socket
     for i in 0..500 {
-        p.send_raw(
-            &json!({"jsonrpc": "2.0", "method": "videoData", "params": {"height": i}}).to_string(),
-        )
-        .await;
+        p.send_raw(&json!({"jsonrpc": "2.0", "method": "videoData", "params": {"height": i}}).to_string()).await;
     }
     assert_eq!(p.call("ping", json!({})).await.unwrap()["value"], "pong");
 }
@@ -342,38 +237,18 @@ async fn rest_evictions_reach_the_socket() {
     let server = server().start().await.unwrap();
     let rest = Rest::new(&server);
     rest.session("ev").await;
-    let (t1, t2) = (
-        rest.token("ev", "PUBLISHER", "").await,
-        rest.token("ev", "PUBLISHER", "").await,
-    );
+    let (t1, t2) = (rest.token("ev", "PUBLISHER", "").await, rest.token("ev", "PUBLISHER", "").await);
     let (mut a, mut b) = (Peer::open(&server).await, Peer::open(&server).await);
     let ra = join(&mut a, "ev", &t1, "").await;
     let rb = join(&mut b, "ev", &t2, "").await;
     let id = ra["id"].as_str().unwrap();
-    let (s, _) = rest
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/sessions/ev/connection/{id}"),
-            None,
-        )
-        .await;
+    let (s, _) = rest.call(reqwest::Method::DELETE, &format!("/sessions/ev/connection/{id}"), None).await;
     assert_eq!(s, 204);
-    assert_eq!(
-        a.notification("participantEvicted").await["reason"],
-        "forceDisconnectByServer"
-    );
-    assert_eq!(
-        b.notification("participantLeft").await["reason"],
-        "forceDisconnectByServer"
-    );
+    assert_eq!(a.notification("participantEvicted").await["reason"], "forceDisconnectByServer");
+    assert_eq!(b.notification("participantLeft").await["reason"], "forceDisconnectByServer");
     // everyone present sees the eviction too
-    assert_eq!(
-        b.notification("participantEvicted").await["connectionId"],
-        ra["id"]
-    );
-    let (s, _) = rest
-        .call(reqwest::Method::DELETE, "/sessions/ev", None)
-        .await;
+    assert_eq!(b.notification("participantEvicted").await["connectionId"], ra["id"]);
+    let (s, _) = rest.call(reqwest::Method::DELETE, "/sessions/ev", None).await;
     assert_eq!(s, 204);
     let evicted = b.notification("participantEvicted").await;
     assert_eq!(
@@ -388,10 +263,7 @@ async fn a_dropped_socket_reconnects_within_the_window_or_is_evicted() {
     let server = server().start().await.unwrap();
     let rest = Rest::new(&server);
     rest.session("rc").await;
-    let (t1, t2) = (
-        rest.token("rc", "PUBLISHER", "").await,
-        rest.token("rc", "PUBLISHER", "").await,
-    );
+    let (t1, t2) = (rest.token("rc", "PUBLISHER", "").await, rest.token("rc", "PUBLISHER", "").await);
     let (mut a, mut b) = (Peer::open(&server).await, Peer::open(&server).await);
     let ra = join(&mut a, "rc", &t1, "").await;
     join(&mut b, "rc", &t2, "").await;
@@ -399,36 +271,18 @@ async fn a_dropped_socket_reconnects_within_the_window_or_is_evicted() {
 
     drop(a);
     let mut a2 = Peer::open(&server).await;
-    let r = a2
-        .call("connect", json!({"sessionId": rpc_id}))
-        .await
-        .unwrap();
+    let r = a2.call("connect", json!({"sessionId": rpc_id})).await.unwrap();
     assert_eq!(r["value"], "reconnection successful");
     // the re-bound socket is the same participant: it receives signals
     let msg = json!({"to": [ra["id"]], "data": "still there?"}).to_string();
-    b.call("sendMessage", json!({"message": msg}))
-        .await
-        .unwrap();
+    b.call("sendMessage", json!({"message": msg})).await.unwrap();
     assert_eq!(a2.notification("sendMessage").await["data"], "still there?");
-    assert_eq!(
-        a2.call("connect", json!({"sessionId": "unknown"}))
-            .await
-            .unwrap_err()["code"],
-        40007
-    );
+    assert_eq!(a2.call("connect", json!({"sessionId": "unknown"})).await.unwrap_err()["code"], 40007);
 
     // gone for longer than the window: evicted with networkDisconnect
     drop(a2);
     let left = b.notification("participantLeft").await;
-    assert_eq!(
-        (left["connectionId"].clone(), left["reason"].clone()),
-        (ra["id"].clone(), json!("networkDisconnect"))
-    );
+    assert_eq!((left["connectionId"].clone(), left["reason"].clone()), (ra["id"].clone(), json!("networkDisconnect")));
     let mut late = Peer::open(&server).await;
-    assert_eq!(
-        late.call("connect", json!({"sessionId": rpc_id}))
-            .await
-            .unwrap_err()["code"],
-        40007
-    );
+    assert_eq!(late.call("connect", json!({"sessionId": rpc_id})).await.unwrap_err()["code"], 40007);
 }

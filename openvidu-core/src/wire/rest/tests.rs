@@ -13,11 +13,7 @@ fn golden(name: &str) -> String {
 }
 
 fn assert_golden<T: Serialize>(value: &T, name: &str) {
-    assert_eq!(
-        serde_json::to_string(value).unwrap(),
-        golden(name),
-        "fixture {name}"
-    );
+    assert_eq!(serde_json::to_string(value).unwrap(), golden(name), "fixture {name}");
 }
 
 fn sid() -> SessionId {
@@ -43,13 +39,7 @@ fn pending() -> Connection {
         }),
         ..Default::default()
     };
-    Connection::pending(
-        ConnectionId::parse("con_Fx9k2LmQ0p").unwrap(),
-        sid(),
-        1_632_400_001_000,
-        props,
-        Some(token()),
-    )
+    Connection::pending(ConnectionId::parse("con_Fx9k2LmQ0p").unwrap(), sid(), 1_632_400_001_000, props, Some(token()))
 }
 
 fn active() -> Connection {
@@ -98,10 +88,7 @@ fn recording(status: RecordingStatus) -> Recording {
         duration: 0.0,
         url: None,
         status,
-        properties: RecordingProperties {
-            name: "ses_A-1".into(),
-            ..Default::default()
-        },
+        properties: RecordingProperties { name: "ses_A-1".into(), ..Default::default() },
     }
 }
 
@@ -134,9 +121,7 @@ fn connections_round_trip_through_json() {
 fn session_round_trips_with_connections() {
     let s = Session::new(sid(), 5, SessionProperties::default());
     let json = serde_json::to_string(&SessionJson::new(&s, [&active()])).unwrap();
-    let (s2, conns) = serde_json::from_str::<SessionJson>(&json)
-        .unwrap()
-        .into_model();
+    let (s2, conns) = serde_json::from_str::<SessionJson>(&json).unwrap().into_model();
     assert_eq!(conns, vec![active()]);
     assert!(s2.active);
     assert_eq!(s2.properties, s.properties);
@@ -144,14 +129,8 @@ fn session_round_trips_with_connections() {
 
 #[test]
 fn recording_objects() {
-    assert_golden(
-        &RecordingJson::rest(&recording(RecordingStatus::Started)),
-        "recording_composed.json",
-    );
-    assert_golden(
-        &RecordingJson::entity(&recording(RecordingStatus::Started)),
-        "recording_entity.json",
-    );
+    assert_golden(&RecordingJson::rest(&recording(RecordingStatus::Started)), "recording_composed.json");
+    assert_golden(&RecordingJson::entity(&recording(RecordingStatus::Started)), "recording_entity.json");
     let mut r = recording(RecordingStatus::Ready);
     r.id = RecordingId::nth(&r.session_id, 0);
     r.properties.name = "meeting".into();
@@ -175,10 +154,7 @@ fn token_object() {
 
 #[test]
 fn recording_properties_are_conditional() {
-    let p = RecordingProperties {
-        output_mode: OutputMode::Individual,
-        ..Default::default()
-    };
+    let p = RecordingProperties { output_mode: OutputMode::Individual, ..Default::default() };
     let v = serde_json::to_value(RecordingPropertiesJson::from(&p)).unwrap();
     assert_eq!(
         v,
@@ -196,16 +172,12 @@ fn recording_properties_are_conditional() {
 #[test]
 fn session_request_defaults_and_checks() {
     let d = RequestDefaults::default();
-    let (custom, p) = serde_json::from_str::<CreateSessionRequest>("{}")
-        .unwrap()
-        .into_properties(&d)
-        .unwrap();
+    let (custom, p) = serde_json::from_str::<CreateSessionRequest>("{}").unwrap().into_properties(&d).unwrap();
     assert!(custom.is_none());
     assert_eq!(p, SessionProperties::default());
-    let r: CreateSessionRequest = serde_json::from_str(
-        r#"{"customSessionId":"Room-42_b","mediaMode":null,"mediaNode":{"id":"media_A"}}"#,
-    )
-    .unwrap();
+    let r: CreateSessionRequest =
+        serde_json::from_str(r#"{"customSessionId":"Room-42_b","mediaMode":null,"mediaNode":{"id":"media_A"}}"#)
+            .unwrap();
     let (custom, p) = r.into_properties(&d).unwrap();
     assert_eq!(custom.unwrap().as_str(), "Room-42_b");
     assert_eq!(p.custom_session_id, "Room-42_b");
@@ -213,18 +185,13 @@ fn session_request_defaults_and_checks() {
     let bad: CreateSessionRequest = serde_json::from_str(r#"{"customSessionId":"a b"}"#).unwrap();
     assert_eq!(bad.into_properties(&d).unwrap_err().status(), 400);
     assert!(serde_json::from_str::<CreateSessionRequest>(r#"{"mediaMode":"FOO"}"#).is_err());
-    assert!(
-        serde_json::from_str::<CreateSessionRequest>(r#"{"allowTranscoding":"true"}"#).is_err()
-    );
+    assert!(serde_json::from_str::<CreateSessionRequest>(r#"{"allowTranscoding":"true"}"#).is_err());
 }
 
 #[test]
 fn what_the_java_client_sends_parses() {
     let java = r#"{"session":"ses_A","type":null,"data":null,"record":null,"role":null,"kurentoOptions":null,"rtspUri":null,"adaptativeBitrate":null,"onlyPlayWithSubscribers":null,"networkCache":null}"#;
-    let p = serde_json::from_str::<CreateConnectionRequest>(java)
-        .unwrap()
-        .into_properties()
-        .unwrap();
+    let p = serde_json::from_str::<CreateConnectionRequest>(java).unwrap().into_properties().unwrap();
     assert_eq!(p, ConnectionProperties::default());
 }
 
@@ -232,40 +199,27 @@ fn what_the_java_client_sends_parses() {
 fn ipcam_connections_need_a_valid_uri() {
     let r: CreateConnectionRequest = serde_json::from_str(r#"{"type":"IPCAM"}"#).unwrap();
     assert_eq!(r.into_properties().unwrap_err().status(), 400);
-    let r: CreateConnectionRequest =
-        serde_json::from_str(r#"{"type":"IPCAM","rtspUri":"http://x"}"#).unwrap();
+    let r: CreateConnectionRequest = serde_json::from_str(r#"{"type":"IPCAM","rtspUri":"http://x"}"#).unwrap();
     assert_eq!(r.into_properties().unwrap_err().status(), 400);
-    let r: CreateConnectionRequest =
-        serde_json::from_str(r#"{"type":"IPCAM","rtspUri":"rtsp://cam/live"}"#).unwrap();
+    let r: CreateConnectionRequest = serde_json::from_str(r#"{"type":"IPCAM","rtspUri":"rtsp://cam/live"}"#).unwrap();
     let p = r.into_properties().unwrap();
     assert_eq!(
-        (
-            p.adaptative_bitrate,
-            p.only_play_with_subscribers,
-            p.network_cache
-        ),
+        (p.adaptative_bitrate, p.only_play_with_subscribers, p.network_cache),
         (Some(true), Some(true), Some(2000))
     );
 }
 
 #[test]
 fn recording_request_falls_back_to_session_defaults() {
-    let defaults = RecordingProperties {
-        output_mode: OutputMode::ComposedQuickStart,
-        frame_rate: 30,
-        ..Default::default()
-    };
-    let r: StartRecordingRequest = serde_json::from_str(
-        r#"{"session":"ses_A","outputMode":"COMPOSED","name":"n","mediaNode":"media_X"}"#,
-    )
-    .unwrap();
+    let defaults =
+        RecordingProperties { output_mode: OutputMode::ComposedQuickStart, frame_rate: 30, ..Default::default() };
+    let r: StartRecordingRequest =
+        serde_json::from_str(r#"{"session":"ses_A","outputMode":"COMPOSED","name":"n","mediaNode":"media_X"}"#)
+            .unwrap();
     let p = r.properties.over(&defaults);
     assert_eq!(p.output_mode, OutputMode::ComposedQuickStart);
     assert_eq!(p.frame_rate, 30);
     assert_eq!(p.name, "n");
     assert_eq!(p.media_node.unwrap().as_str(), "media_X");
-    assert!(
-        serde_json::from_str::<StartRecordingRequest>(r#"{"session":"ses_A","frameRate":"25"}"#)
-            .is_err()
-    );
+    assert!(serde_json::from_str::<StartRecordingRequest>(r#"{"session":"ses_A","frameRate":"25"}"#).is_err());
 }

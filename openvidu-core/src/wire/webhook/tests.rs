@@ -9,18 +9,11 @@ fn golden(name: &str) -> String {
 }
 
 fn session() -> SessionRef {
-    SessionRef {
-        session_id: SessionId::parse("ses_A").unwrap(),
-        unique_session_id: "ses_A_1632400000000".into(),
-    }
+    SessionRef { session_id: SessionId::parse("ses_A").unwrap(), unique_session_id: "ses_A_1632400000000".into() }
 }
 
 fn check(e: &WebhookEvent, name: &str) {
-    assert_eq!(
-        serde_json::to_string(&e.webhook_json()).unwrap(),
-        golden(name),
-        "{name}"
-    );
+    assert_eq!(serde_json::to_string(&e.webhook_json()).unwrap(), golden(name), "{name}");
 }
 
 #[test]
@@ -68,21 +61,11 @@ fn recording_status_changed() {
         duration: 100.5,
         url: None,
         status: RecordingStatus::Stopped,
-        properties: RecordingProperties {
-            name: "ses_A-1".into(),
-            ..Default::default()
-        },
+        properties: RecordingProperties { name: "ses_A-1".into(), ..Default::default() },
     };
-    let e = WebhookEvent::recording(
-        1_632_400_200_000,
-        &r,
-        Some(EndReason::RecordingStoppedByServer),
-    );
+    let e = WebhookEvent::recording(1_632_400_200_000, &r, Some(EndReason::RecordingStoppedByServer));
     check(&e, "webhook_recording_stopped.json");
-    let started = Recording {
-        status: RecordingStatus::Started,
-        ..r
-    };
+    let started = Recording { status: RecordingStatus::Started, ..r };
     let e = WebhookEvent::recording(1, &started, Some(EndReason::RecordingStoppedByServer));
     assert!(e.webhook_json().get("reason").is_none());
 }
@@ -93,10 +76,7 @@ fn signal_sent() {
         session: session(),
         timestamp: 1_632_400_000_500,
         from: None,
-        to: vec![
-            ConnectionId::parse("con_B").unwrap(),
-            ConnectionId::parse("con_C").unwrap(),
-        ],
+        to: vec![ConnectionId::parse("con_B").unwrap(), ConnectionId::parse("con_C").unwrap()],
         signal_type: "chat".into(),
         data: "hello".into(),
     };

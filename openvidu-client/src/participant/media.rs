@@ -1,0 +1,605 @@
+//! The participant's peer connections (webrtc 0.21): one send-only connection for its own
+//! stream, one receive-only connection per subscription, trickle ICE both ways through the
+//! signalling, and the tasks that feed and count media.
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openvidu_core::wire::rpc::OnIceCandidateParams;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media::Sample;
+use rtc::media::io::ivf_reader::IVFReader;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::task::AbortHandle;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder, register_default_interceptors,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::events::RemoteCandidate;
+use super::rpc::{Rpc, lock};
+use super::stats::{Kind, StreamStats, TrackCounter};
+use super::synthetic;
+use super::{MediaSource, ParticipantError};
+
+/// Remote candidates kept per peer connection until its remote description is set.
+const MAX_QUEUED_CANDIDATES: usize = 64;
+/// The payload types this client offers.
+const VP8_PAYLOAD_TYPE: u8 = 96;
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// What a peer connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// This participant's stream: VP8 and Opus only.
+    Send,
+    /// A subscription: every codec the webrtc crate knows (nothing is decoded).
+    Receive,
+}
+
+/// Counters of one subscription's tracks.
+#[derive(Debug)]
+pub(crate) struct ReceiveStats {
+    audio: Mutex<TrackCounter>,
+    video: Mutex<TrackCounter>,
+}
+
+impl ReceiveStats {
+    pub(crate) fn new() -> Self {
+        Self { audio: Mutex::new(TrackCounter::new(Kind::Audio)), video: Mutex::new(TrackCounter::new(Kind::Video)) }
+    }
+
+    fn counter(&self, kind: Kind) -> &Mutex<TrackCounter> {
+        match kind {
+            Kind::Audio => &self.audio,
+            Kind::Video => &self.video,
+        }
+    }
+
+    pub(crate) fn snapshot(&self, mut into: StreamStats) -> StreamStats {
+        into.audio = lock(&self.audio).snapshot();
+        into.video = lock(&self.video).snapshot();
+        into
+    }
+
+    pub(crate) fn reset(&self) {
+        lock(&self.audio).reset();
+        lock(&self.video).reset();
+    }
+}
+
+#[derive(Default)]
+struct CandidateState {
+    /// Local candidates are held until the server knows the endpoint (its answer arrived).
+    released: bool,
+    held: Vec<String>,
+    mid: Option<String>,
+    remote_set: bool,
+    pending_remote: Vec<RemoteCandidate>,
+}
+
+/// What the event handler of a peer connection and its owner share.
+pub(crate) struct EndpointShared {
+    /// The `endpointName` of this endpoint's `onIceCandidate` requests.
+    name: String,
+    rpc: Rpc,
+    candidates: Mutex<CandidateState>,
+    connected: AtomicBool,
+    stats: Option<Arc<ReceiveStats>>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl EndpointShared {
+    fn local_candidate(&self, candidate: String) {
+        let mut state = lock(&self.candidates);
+        if state.released {
+            let mid = state.mid.clone();
+            drop(state);
+            self.send_candidate(candidate, mid);
+        } else {
+            state.held.push(candidate);
+        }
+    }
+
+    fn send_candidate(&self, candidate: String, sdp_mid: Option<String>) {
+        let rpc = self.rpc.clone();
+        let params =
+            OnIceCandidateParams { endpoint_name: self.name.clone(), candidate, sdp_mid, sdp_m_line_index: Some(0) };
+        tokio::spawn(async move {
+            if let Err(e) = rpc.call_with("onIceCandidate", &params).await {
+                tracing::debug!(endpoint = %params.endpoint_name, error = %e, "onIceCandidate refused");
+            }
+        });
+    }
+
+    fn add_task(&self, task: AbortHandle) {
+        lock(&self.tasks).push(task);
+    }
+}
+
+struct Handler {
+    shared: Arc<EndpointShared>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if event.candidate.address.is_empty() {
+            return; // end of gathering
+        }
+        match event.candidate.to_json() {
+            Ok(init) => self.shared.local_candidate(init.candidate),
+            Err(e) => tracing::debug!(error = %e, "unusable local ICE candidate"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!(endpoint = %self.shared.name, %state, "peer connection state");
+        self.shared.connected.store(state == RTCPeerConnectionState::Connected, Ordering::Release);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let Some(stats) = self.shared.stats.clone() else { return };
+        let kind = match track.kind().await {
+            RtpCodecKind::Audio => Kind::Audio,
+            RtpCodecKind::Video => Kind::Video,
+            _ => return,
+        };
+        let task = tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                match event {
+                    TrackRemoteEvent::OnRtpPacket(packet) => {
+                        let h = &packet.header;
+                        lock(stats.counter(kind)).on_packet(
+                            h.sequence_number,
+                            h.marker,
+                            &packet.payload,
+                            synthetic::now_micros(),
+                        );
+                    }
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+        self.shared.add_task(task.abort_handle());
+    }
+}
+
+struct EndpointInner {
+    shared: Arc<EndpointShared>,
+    pc: Arc<dyn PeerConnection>,
+    closed: AtomicBool,
+}
+
+impl Drop for EndpointInner {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            for task in lock(&self.shared.tasks).drain(..) {
+                task.abort();
+            }
+            let pc = self.pc.clone();
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = pc.close().await;
+                });
+            }
+        }
+    }
+}
+
+/// One peer connection and its candidate bookkeeping; cheap to clone, closed when the last clone
+/// drops.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    inner: Arc<EndpointInner>,
+}
+
+fn codec(
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+    fmtp: &str,
+    pt: u8,
+    feedback: &[(&str, &str)],
+) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: feedback
+                .iter()
+                .map(|(typ, parameter)| RTCPFeedback { typ: (*typ).to_owned(), parameter: (*parameter).to_owned() })
+                .collect(),
+        },
+        payload_type: pt,
+    }
+}
+
+fn vp8() -> RTCRtpCodecParameters {
+    let feedback = [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")];
+    codec(MIME_TYPE_VP8, 90_000, 0, "", VP8_PAYLOAD_TYPE, &feedback)
+}
+
+fn opus() -> RTCRtpCodecParameters {
+    codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", OPUS_PAYLOAD_TYPE, &[])
+}
+
+/// The `a=mid` of the first m-section of `sdp`.
+pub(crate) fn first_mid(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim().strip_prefix("a=mid:")).map(str::to_owned)
+}
+
+impl Endpoint {
+    /// A new peer connection whose local candidates are sent as `onIceCandidate{endpointName:
+    /// name}`; `stats` counts the received tracks of a subscription.
+    pub(crate) async fn new(
+        name: String,
+        rpc: Rpc,
+        udp_addrs: &[SocketAddr],
+        direction: Direction,
+        stats: Option<Arc<ReceiveStats>>,
+    ) -> Result<Self, ParticipantError> {
+        let mut media_engine = MediaEngine::default();
+        match direction {
+            Direction::Send => {
+                media_engine.register_codec(opus(), RtpCodecKind::Audio).map_err(ParticipantError::webrtc)?;
+                media_engine.register_codec(vp8(), RtpCodecKind::Video).map_err(ParticipantError::webrtc)?;
+            }
+            Direction::Receive => media_engine.register_default_codecs().map_err(ParticipantError::webrtc)?,
+        }
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media_engine).map_err(ParticipantError::webrtc)?;
+        let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+        let shared = Arc::new(EndpointShared {
+            name,
+            rpc,
+            candidates: Mutex::default(),
+            connected: AtomicBool::new(false),
+            stats,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let handler = Arc::new(Handler { shared: shared.clone() });
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_setting_engine(settings)
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            .with_udp_addrs(udp_addrs.to_vec())
+            .build()
+            .await
+            .map_err(ParticipantError::webrtc)?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        Ok(Self { inner: Arc::new(EndpointInner { shared, pc, closed: AtomicBool::new(false) }) })
+    }
+
+    pub(crate) fn pc(&self) -> &dyn PeerConnection {
+        self.inner.pc.as_ref()
+    }
+
+    pub(crate) fn same(&self, other: &Endpoint) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.inner.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// Runs `task` until the endpoint closes.
+    pub(crate) fn add_task(&self, task: AbortHandle) {
+        self.inner.shared.add_task(task);
+    }
+
+    /// A remote candidate from the server, applied now or once the remote description is set.
+    pub(crate) async fn add_remote_candidate(&self, candidate: RemoteCandidate) {
+        if candidate.candidate.trim().trim_start_matches("candidate:").is_empty() {
+            return; // end of candidates
+        }
+        {
+            let mut state = lock(&self.inner.shared.candidates);
+            if !state.remote_set {
+                if state.pending_remote.len() < MAX_QUEUED_CANDIDATES {
+                    state.pending_remote.push(candidate);
+                }
+                return;
+            }
+        }
+        self.apply_remote(candidate).await;
+    }
+
+    async fn apply_remote(&self, c: RemoteCandidate) {
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_m_line_index,
+            username_fragment: None,
+            url: None,
+        };
+        if let Err(e) = self.inner.pc.add_ice_candidate(init).await {
+            tracing::debug!(endpoint = %self.inner.shared.name, error = %e, "remote ICE candidate rejected");
+        }
+    }
+
+    /// Sets the remote description and applies the candidates that waited for it.
+    pub(crate) async fn set_remote(&self, desc: RTCSessionDescription) -> Result<(), ParticipantError> {
+        self.inner.pc.set_remote_description(desc).await.map_err(ParticipantError::webrtc)?;
+        let pending = {
+            let mut state = lock(&self.inner.shared.candidates);
+            state.remote_set = true;
+            std::mem::take(&mut state.pending_remote)
+        };
+        for c in pending {
+            self.apply_remote(c).await;
+        }
+        Ok(())
+    }
+
+    /// The server knows the endpoint now: trickle the held local candidates and the next ones,
+    /// with the first m-section of `local_sdp` as their `sdpMid`.
+    pub(crate) fn release_candidates(&self, local_sdp: &str) {
+        let (held, mid) = {
+            let mut state = lock(&self.inner.shared.candidates);
+            state.released = true;
+            state.mid = first_mid(local_sdp);
+            (std::mem::take(&mut state.held), state.mid.clone())
+        };
+        for c in held {
+            self.inner.shared.send_candidate(c, mid.clone());
+        }
+    }
+
+    /// Closes the peer connection and stops its tasks. Idempotent.
+    pub(crate) async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for task in lock(&self.inner.shared.tasks).drain(..) {
+            task.abort();
+        }
+        if let Err(e) = self.inner.pc.close().await {
+            tracing::debug!(endpoint = %self.inner.shared.name, error = %e, "closing a peer connection");
+        }
+    }
+}
+
+/// A track this participant sends and the sender that carries it.
+pub(crate) enum SendTrack {
+    /// Synthetic packets written as RTP.
+    Rtp { track: Arc<TrackLocalStaticRTP>, sender: Arc<dyn RtpSender>, ssrc: u32 },
+    /// Frames packetized by the track.
+    Sample { track: Arc<TrackLocalStaticSample>, sender: Arc<dyn RtpSender>, ssrc: u32 },
+}
+
+impl SendTrack {
+    fn sender(&self) -> &Arc<dyn RtpSender> {
+        match self {
+            Self::Rtp { sender, .. } | Self::Sample { sender, .. } => sender,
+        }
+    }
+}
+
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(synthetic::now_micros());
+    h.finish() as u32
+}
+
+/// Adds a send-only transceiver with a local track of `kind` to `pc`.
+pub(crate) async fn add_send_track(
+    pc: &dyn PeerConnection,
+    kind: RtpCodecKind,
+    stream_label: &str,
+    packetized: bool,
+) -> Result<SendTrack, ParticipantError> {
+    let ssrc = random_u32() | 1;
+    let (name, codec) = match kind {
+        RtpCodecKind::Audio => ("audio", opus()),
+        _ => ("video", vp8()),
+    };
+    let track = MediaStreamTrack::new(
+        stream_label.to_owned(),
+        format!("{stream_label}_{name}"),
+        format!("{stream_label}_{name}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: codec.rtp_codec.clone(),
+            ..Default::default()
+        }],
+    );
+    let init = || Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() });
+    enum Concrete {
+        Rtp(Arc<TrackLocalStaticRTP>),
+        Sample(Arc<TrackLocalStaticSample>),
+    }
+    let (local, concrete): (Arc<dyn TrackLocal>, Concrete) = if packetized {
+        let t = Arc::new(TrackLocalStaticSample::new(Instant::now(), track).map_err(ParticipantError::webrtc)?);
+        (t.clone(), Concrete::Sample(t))
+    } else {
+        let t = Arc::new(TrackLocalStaticRTP::new(track));
+        (t.clone(), Concrete::Rtp(t))
+    };
+    let transceiver = pc.add_transceiver_from_track(local, init()).await.map_err(ParticipantError::webrtc)?;
+    let sender = transceiver
+        .sender()
+        .await
+        .map_err(ParticipantError::webrtc)?
+        .ok_or_else(|| ParticipantError::WebRtc("a send transceiver without a sender".into()))?;
+    Ok(match concrete {
+        Concrete::Sample(track) => SendTrack::Sample { track, sender, ssrc },
+        Concrete::Rtp(track) => SendTrack::Rtp { track, sender, ssrc },
+    })
+}
+
+/// The payload type negotiated for a sender's codec.
+async fn payload_type(sender: &Arc<dyn RtpSender>) -> Result<u8, ParticipantError> {
+    sender
+        .get_parameters()
+        .await
+        .map_err(ParticipantError::webrtc)?
+        .rtp_parameters
+        .codecs
+        .first()
+        .map(|c| c.payload_type)
+        .ok_or_else(|| ParticipantError::WebRtc("the sender has no negotiated codec".into()))
+}
+
+/// Starts feeding the tracks of a negotiated publisher from `source`; `ivf` holds the IVF file's
+/// bytes for [`MediaSource::IvfFile`].
+pub(crate) async fn start_sending(
+    endpoint: &Endpoint,
+    audio: Option<SendTrack>,
+    video: Option<SendTrack>,
+    source: &MediaSource,
+    ivf: Option<Bytes>,
+) -> Result<(), ParticipantError> {
+    if let Some(track) = audio {
+        let pt = payload_type(track.sender()).await?;
+        if let SendTrack::Rtp { track, ssrc, .. } = track {
+            endpoint.add_task(tokio::spawn(synthetic_audio(track, ssrc, pt)).abort_handle());
+        }
+    }
+    if let Some(track) = video {
+        let pt = payload_type(track.sender()).await?;
+        match (track, source, ivf) {
+            (SendTrack::Sample { track, ssrc, .. }, _, Some(data)) => {
+                endpoint.add_task(tokio::spawn(ivf_video(track, ssrc, pt, data)).abort_handle());
+            }
+            (SendTrack::Rtp { track, ssrc, .. }, MediaSource::Synthetic { fps, packet_size }, _) => {
+                endpoint.add_task(tokio::spawn(synthetic_video(track, ssrc, pt, *fps, *packet_size)).abort_handle());
+            }
+            _ => return Err(ParticipantError::MediaSource("no source for the video track".into())),
+        }
+    }
+    Ok(())
+}
+
+fn rtp_packet(pt: u8, seq: u16, timestamp: u32, ssrc: u32, marker: bool, payload: Vec<u8>) -> rtp::Packet {
+    rtp::Packet {
+        header: rtp::Header {
+            version: 2,
+            marker,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::from(payload),
+    }
+}
+
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(period.max(Duration::from_millis(1)));
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    t
+}
+
+/// Synthetic VP8: one packet per frame at `fps`; keyframes for the first two seconds (while the
+/// connection comes up) and then one every second.
+async fn synthetic_video(track: Arc<TrackLocalStaticRTP>, ssrc: u32, pt: u8, fps: u32, packet_size: usize) {
+    let fps = fps.clamp(1, 1000);
+    let mut tick = ticker(Duration::from_secs(1) / fps);
+    let (mut seq, mut ts) = (random_u32() as u16, random_u32());
+    let step = 90_000 / fps;
+    for frame in 0u64.. {
+        tick.tick().await;
+        let keyframe = frame < 2 * u64::from(fps) || frame % u64::from(fps) == 0;
+        let payload = synthetic::vp8_payload(true, keyframe, packet_size, synthetic::now_micros());
+        // Errors before the connection is up (track not bound yet) are expected: drop the packet.
+        let _ = track.write_rtp(rtp_packet(pt, seq, ts, ssrc, true, payload)).await;
+        seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(step);
+    }
+}
+
+/// Synthetic Opus: 20 ms packets.
+async fn synthetic_audio(track: Arc<TrackLocalStaticRTP>, ssrc: u32, pt: u8) {
+    let mut tick = ticker(Duration::from_secs(1) / synthetic::AUDIO_PACKETS_PER_SECOND);
+    let (mut seq, mut ts) = (random_u32() as u16, random_u32());
+    let step = 48_000 / synthetic::AUDIO_PACKETS_PER_SECOND;
+    let mut first = true;
+    loop {
+        tick.tick().await;
+        let payload = synthetic::opus_payload(synthetic::AUDIO_PAYLOAD, synthetic::now_micros());
+        let _ = track.write_rtp(rtp_packet(pt, seq, ts, ssrc, first, payload)).await;
+        first = false;
+        seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(step);
+    }
+}
+
+/// What [`check_ivf`] learnt about an IVF file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IvfInfo {
+    pub(crate) period: Duration,
+    pub(crate) width: u16,
+    pub(crate) height: u16,
+}
+
+/// Checks that `data` is an IVF file of VP8 frames.
+pub(crate) fn check_ivf(data: &Bytes) -> Result<IvfInfo, ParticipantError> {
+    let (mut reader, header) =
+        IVFReader::new(Cursor::new(data.clone())).map_err(|e| ParticipantError::MediaSource(format!("IVF: {e}")))?;
+    if &header.four_cc != b"VP80" {
+        return Err(ParticipantError::MediaSource(format!(
+            "IVF codec {:?} is not VP8",
+            String::from_utf8_lossy(&header.four_cc)
+        )));
+    }
+    reader.parse_next_frame().map_err(|e| ParticipantError::MediaSource(format!("IVF has no frame: {e}")))?;
+    let (num, den) = (u64::from(header.timebase_numerator), u64::from(header.timebase_denominator));
+    let period =
+        if num == 0 || den == 0 { Duration::from_millis(33) } else { Duration::from_micros(1_000_000 * num / den) };
+    let period = period.clamp(Duration::from_millis(5), Duration::from_secs(1));
+    Ok(IvfInfo { period, width: header.width, height: header.height })
+}
+
+/// Real VP8 frames from an IVF file, paced by its timebase, looping at the end.
+async fn ivf_video(track: Arc<TrackLocalStaticSample>, ssrc: u32, pt: u8, data: Bytes) {
+    let Ok(IvfInfo { period, .. }) = check_ivf(&data) else { return };
+    let mut tick = ticker(period);
+    loop {
+        let Ok((mut reader, _)) = IVFReader::new(Cursor::new(data.clone())) else { return };
+        while let Ok((frame, _)) = reader.parse_next_frame() {
+            tick.tick().await;
+            let sample = Sample { data: frame.freeze(), duration: period, ..Sample::new(Instant::now()) };
+            let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
+        }
+    }
+}
+
+/// Adds the receive-only transceivers of a client-offered subscription.
+pub(crate) async fn add_receive_transceivers(
+    pc: &dyn PeerConnection,
+    audio: bool,
+    video: bool,
+) -> Result<(), ParticipantError> {
+    for (wanted, kind) in [(audio, RtpCodecKind::Audio), (video, RtpCodecKind::Video)] {
+        if wanted {
+            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+            pc.add_transceiver_from_kind(kind, Some(init)).await.map_err(ParticipantError::webrtc)?;
+        }
+    }
+    Ok(())
+}

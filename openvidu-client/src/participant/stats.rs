@@ -1,0 +1,168 @@
+//! Receive statistics of subscriptions: what arrived per track, the sequence gaps, and the
+//! forwarding latency read from synthetic payloads. The counters are plain structs fed one packet
+//! at a time; no clock (the caller passes `now`).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use openvidu_core::id::{ConnectionId, StreamId};
+
+use super::synthetic;
+
+/// Latency samples kept per track (the most recent ones).
+pub(crate) const MAX_LATENCY_SAMPLES: usize = 16_384;
+
+/// What one received track (audio or video) of a subscription has seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TrackStats {
+    /// RTP packets received (retransmissions included).
+    pub packets: u64,
+    /// RTP payload bytes received.
+    pub bytes: u64,
+    /// Frames: for video, packets with the marker bit (the last packet of a frame); for audio,
+    /// packets.
+    pub frames: u64,
+    /// VP8 keyframe starts seen (video only).
+    pub keyframes: u64,
+    /// Packets never received: the span of sequence numbers seen minus the packets received,
+    /// as RTCP receiver reports count it.
+    pub lost: u64,
+    /// Send-to-receive delays read from the send timestamps of synthetic payloads (the most
+    /// recent [`MAX_LATENCY_SAMPLES`](self) of them).
+    pub latency: Vec<Duration>,
+}
+
+impl TrackStats {
+    /// The `p`-th percentile (0.0–1.0) of [`latency`](Self::latency), `None` without samples.
+    pub fn latency_percentile(&self, p: f64) -> Option<Duration> {
+        percentile(&self.latency, p)
+    }
+}
+
+/// The `p`-th percentile (0.0–1.0, nearest rank) of `samples`, `None` when empty.
+pub fn percentile(samples: &[Duration], p: f64) -> Option<Duration> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let rank = (p.clamp(0.0, 1.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted.get(rank).copied()
+}
+
+/// Receive statistics of one subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamStats {
+    /// The subscribed stream.
+    pub stream_id: StreamId,
+    /// Its publisher.
+    pub publisher: ConnectionId,
+    /// Whether the subscription's peer connection is connected.
+    pub connected: bool,
+    /// The audio track.
+    pub audio: TrackStats,
+    /// The video track.
+    pub video: TrackStats,
+}
+
+impl StreamStats {
+    /// Packets of both tracks.
+    pub fn packets(&self) -> u64 {
+        self.audio.packets + self.video.packets
+    }
+}
+
+/// The kind of a received track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Audio,
+    Video,
+}
+
+/// Counts one track's packets. Sans-IO.
+#[derive(Debug)]
+pub(crate) struct TrackCounter {
+    kind: Kind,
+    packets: u64,
+    bytes: u64,
+    frames: u64,
+    keyframes: u64,
+    /// Extended (wrap-counted) first and highest sequence numbers.
+    base_seq: Option<u64>,
+    max_seq: u64,
+    latency: VecDeque<Duration>,
+}
+
+impl TrackCounter {
+    pub(crate) fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            packets: 0,
+            bytes: 0,
+            frames: 0,
+            keyframes: 0,
+            base_seq: None,
+            max_seq: 0,
+            latency: VecDeque::new(),
+        }
+    }
+
+    /// One packet arrived at `now_micros` (microseconds since the UNIX epoch).
+    pub(crate) fn on_packet(&mut self, seq: u16, marker: bool, payload: &[u8], now_micros: u64) {
+        self.packets += 1;
+        self.bytes += payload.len() as u64;
+        match self.kind {
+            Kind::Audio => self.frames += 1,
+            Kind::Video => {
+                if marker {
+                    self.frames += 1;
+                }
+                if synthetic::vp8_is_keyframe_start(payload) {
+                    self.keyframes += 1;
+                }
+            }
+        }
+        self.sequence(seq);
+        if let Some(sent) = synthetic::send_timestamp(payload) {
+            if self.latency.len() == MAX_LATENCY_SAMPLES {
+                self.latency.pop_front();
+            }
+            self.latency.push_back(Duration::from_micros(now_micros.saturating_sub(sent)));
+        }
+    }
+
+    fn sequence(&mut self, seq: u16) {
+        let Some(_) = self.base_seq else {
+            // Start one cycle up so that slightly older packets still extend below the base.
+            let ext = (1 << 16) + u64::from(seq);
+            self.base_seq = Some(ext);
+            self.max_seq = ext;
+            return;
+        };
+        let max16 = self.max_seq as u16;
+        let delta = seq.wrapping_sub(max16);
+        if delta != 0 && delta < 0x8000 {
+            // Ahead of the highest seen (maybe across a wrap).
+            self.max_seq += u64::from(delta);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> TrackStats {
+        let expected = self.base_seq.map(|base| self.max_seq - base + 1).unwrap_or(0);
+        TrackStats {
+            packets: self.packets,
+            bytes: self.bytes,
+            frames: self.frames,
+            keyframes: self.keyframes,
+            lost: expected.saturating_sub(self.packets),
+            latency: self.latency.iter().copied().collect(),
+        }
+    }
+
+    /// Forgets everything counted so far (the sequence tracking restarts with the next packet).
+    pub(crate) fn reset(&mut self) {
+        *self = Self::new(self.kind);
+    }
+}

@@ -1,0 +1,333 @@
+//! What publisher and subscriber endpoints share: building the peer connection, trickling
+//! candidates both ways and reporting connection state as [`MediaEvent`]s.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use openvidu_core::id::SessionId;
+use rand::Rng;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use tokio::sync::mpsc::UnboundedSender;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine as RtcMediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
+    SettingEngineBuilder, register_default_interceptors,
+};
+
+use crate::engine::MediaEngine;
+use crate::keyframe::KeyframeRequestMarker;
+use crate::node::{EndpointId, IceCandidate, MediaError, MediaEvent};
+use crate::publisher::TrackFanout;
+use crate::transport::{AdvertisedAddrs, EndpointRuntime};
+
+/// Remote candidates kept per endpoint while its remote description is not set yet.
+pub(crate) const MAX_QUEUED_CANDIDATES: usize = 64;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Default)]
+struct EndpointState {
+    /// Local candidates are held until the call that produced the local SDP returns it.
+    released: bool,
+    held: Vec<IceCandidate>,
+    mid: Option<String>,
+    remote_set: bool,
+    pending_remote: Vec<IceCandidate>,
+    connected: bool,
+    failed: bool,
+}
+
+/// The part of an endpoint its event handler and its handle share.
+pub(crate) struct EndpointShared {
+    pub(crate) session: SessionId,
+    pub(crate) endpoint: EndpointId,
+    events: UnboundedSender<MediaEvent>,
+    pub(crate) advertised: Arc<AdvertisedAddrs>,
+    state: Mutex<EndpointState>,
+    closing: AtomicBool,
+}
+
+impl EndpointShared {
+    pub(crate) fn new(session: SessionId, endpoint: EndpointId, events: UnboundedSender<MediaEvent>) -> Arc<Self> {
+        Arc::new(Self {
+            session,
+            endpoint,
+            events,
+            advertised: Arc::default(),
+            state: Mutex::default(),
+            closing: AtomicBool::new(false),
+        })
+    }
+
+    /// From now on the endpoint reports nothing.
+    pub(crate) fn mark_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    fn emit(&self, event: MediaEvent) {
+        if !self.closing.load(Ordering::Acquire) {
+            // The master may have dropped its receiver while shutting down; nothing to do then.
+            let _ = self.events.send(event);
+        }
+    }
+
+    fn emit_candidate(&self, candidate: IceCandidate) {
+        tracing::trace!(session = %self.session, endpoint = %self.endpoint,
+            candidate = %candidate.candidate, "local ICE candidate");
+        self.emit(MediaEvent::IceCandidate {
+            session: self.session.clone(),
+            endpoint: self.endpoint.clone(),
+            candidate,
+        });
+    }
+
+    /// A local candidate gathered by the driver.
+    fn local_candidate(&self, candidate: String) {
+        let mut state = lock(&self.state);
+        let candidate = IceCandidate { candidate, sdp_mid: state.mid.clone(), sdp_m_line_index: Some(0) };
+        if state.released {
+            drop(state);
+            self.emit_candidate(candidate);
+        } else {
+            state.held.push(candidate);
+        }
+    }
+
+    /// The local SDP is out (its first m-section is `mid`): trickle held and future candidates.
+    pub(crate) fn release_candidates(&self, mid: Option<String>) {
+        let held = {
+            let mut state = lock(&self.state);
+            state.released = true;
+            state.mid = mid.clone();
+            std::mem::take(&mut state.held)
+        };
+        for mut candidate in held {
+            candidate.sdp_mid = mid.clone();
+            self.emit_candidate(candidate);
+        }
+    }
+
+    /// Adds a remote candidate, or queues it until the remote description is set.
+    pub(crate) async fn add_remote_candidate(
+        &self,
+        pc: &dyn PeerConnection,
+        candidate: IceCandidate,
+    ) -> Result<(), MediaError> {
+        if !check_candidate(&candidate)? {
+            return Ok(());
+        }
+        {
+            let mut state = lock(&self.state);
+            if !state.remote_set {
+                if state.pending_remote.len() < MAX_QUEUED_CANDIDATES {
+                    state.pending_remote.push(candidate);
+                } else {
+                    tracing::warn!(session = %self.session, endpoint = %self.endpoint,
+                        "too many early ICE candidates; dropping one");
+                }
+                return Ok(());
+            }
+        }
+        self.apply_remote(pc, candidate).await
+    }
+
+    /// The remote description is set: apply the queued remote candidates.
+    pub(crate) async fn remote_description_set(&self, pc: &dyn PeerConnection) {
+        let pending = {
+            let mut state = lock(&self.state);
+            state.remote_set = true;
+            std::mem::take(&mut state.pending_remote)
+        };
+        for candidate in pending {
+            if let Err(e) = self.apply_remote(pc, candidate).await {
+                tracing::warn!(session = %self.session, endpoint = %self.endpoint,
+                    error = %e, "queued ICE candidate rejected");
+            }
+        }
+    }
+
+    async fn apply_remote(&self, pc: &dyn PeerConnection, candidate: IceCandidate) -> Result<(), MediaError> {
+        tracing::trace!(session = %self.session, endpoint = %self.endpoint,
+            candidate = %candidate.candidate, "remote ICE candidate");
+        let mdns = candidate.candidate.contains(".local ");
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_m_line_index,
+            username_fragment: None,
+            url: None,
+        };
+        match pc.add_ice_candidate(init).await {
+            Ok(()) => Ok(()),
+            // mDNS is off on the node: such candidates are useless to it, not an error of the
+            // client (the peer-reflexive candidate takes their place).
+            Err(e) if mdns => {
+                tracing::debug!(error = %e, "mDNS ICE candidate ignored");
+                Ok(())
+            }
+            Err(e) => Err(MediaError::IceCandidate(e.to_string())),
+        }
+    }
+
+    fn connection_state(&self, state: RTCPeerConnectionState) -> Option<bool> {
+        let mut s = lock(&self.state);
+        match state {
+            RTCPeerConnectionState::Connected if !s.connected => {
+                s.connected = true;
+                drop(s);
+                tracing::info!(session = %self.session, endpoint = %self.endpoint, "media connected");
+                self.emit(MediaEvent::Connected { session: self.session.clone(), endpoint: self.endpoint.clone() });
+                Some(true)
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed if !s.failed => {
+                s.failed = true;
+                drop(s);
+                if self.closing.load(Ordering::Acquire) {
+                    return None;
+                }
+                tracing::info!(session = %self.session, endpoint = %self.endpoint,
+                    %state, "media endpoint failed");
+                self.emit(MediaEvent::Failed {
+                    session: self.session.clone(),
+                    endpoint: self.endpoint.clone(),
+                    reason: format!("peer connection {state}"),
+                });
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Validates a remote candidate. `Ok(false)`: the end-of-candidates marker, nothing to add.
+pub(crate) fn check_candidate(candidate: &IceCandidate) -> Result<bool, MediaError> {
+    let text = candidate.candidate.trim();
+    let value = text.strip_prefix("candidate:").unwrap_or(text);
+    if value.is_empty() {
+        return Ok(false);
+    }
+    if text.len() > 1024 {
+        return Err(MediaError::IceCandidate("candidate too long".into()));
+    }
+    rtc::ice::candidate::unmarshal_candidate(value).map_err(|e| MediaError::IceCandidate(format!("{e}: {text:?}")))?;
+    Ok(true)
+}
+
+/// What an endpoint's event handler does besides the common part.
+pub(crate) enum Role {
+    /// Feeds each remote track into the fan-out of its kind.
+    Publisher { tracks: Vec<Arc<TrackFanout>> },
+    /// Asks these publisher tracks for a keyframe once connected.
+    Subscriber { sources: Vec<Arc<TrackFanout>> },
+}
+
+/// The [`PeerConnectionEventHandler`] of every endpoint.
+pub(crate) struct EndpointHandler {
+    pub(crate) shared: Arc<EndpointShared>,
+    pub(crate) role: Role,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for EndpointHandler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        let mut candidate = event.candidate;
+        if candidate.address.is_empty() {
+            return; // end of gathering
+        }
+        if let Ok(ip) = candidate.address.parse::<IpAddr>()
+            && let Some(advertised) = self.shared.advertised.get(SocketAddr::new(ip, candidate.port))
+        {
+            candidate.address = advertised.ip().to_string();
+            candidate.port = advertised.port();
+        }
+        match candidate.to_json() {
+            Ok(init) => self.shared.local_candidate(init.candidate),
+            Err(e) => tracing::warn!(error = %e, "unusable local ICE candidate"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!(session = %self.shared.session, endpoint = %self.shared.endpoint,
+            %state, "peer connection state");
+        if self.shared.connection_state(state) == Some(true)
+            && let Role::Subscriber { sources } = &self.role
+        {
+            for source in sources {
+                source.request_keyframe();
+            }
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if let Role::Publisher { tracks } = &self.role {
+            let kind = track.kind().await;
+            match tracks.iter().find(|t| t.kind == kind) {
+                Some(fanout) => fanout.attach(track, &self.shared).await,
+                None => tracing::warn!(session = %self.shared.session,
+                    endpoint = %self.shared.endpoint, %kind, "unexpected remote track"),
+            }
+        }
+    }
+}
+
+/// A random ICE credential of `len` alphanumerics.
+fn ice_credential(len: usize) -> String {
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).map(char::from).collect()
+}
+
+/// Builds a peer connection for one endpoint: the given codecs only, the default interceptors
+/// (NACK, RTCP reports, TWCC receiver) plus keyframe-request delivery, mDNS off, node-chosen ICE
+/// credentials and the node's UDP transport.
+pub(crate) async fn build_peer_connection(
+    engine: &MediaEngine,
+    codecs: &[(RtpCodecKind, RTCRtpCodecParameters)],
+    handler: Arc<EndpointHandler>,
+) -> Result<Arc<dyn PeerConnection>, MediaError> {
+    let mut media_engine = RtcMediaEngine::default();
+    for (kind, codec) in codecs {
+        media_engine.register_codec(codec.clone(), *kind).map_err(MediaError::webrtc)?;
+    }
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+        .map_err(MediaError::webrtc)?
+        .with(rtc::interceptor::Slot::from(14_000), KeyframeRequestMarker::default());
+    let ufrag = ice_credential(16);
+    let settings = SettingEngineBuilder::new()
+        .with_ice_credentials(ufrag.clone(), ice_credential(32))
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_ice_timeouts(
+            Some(engine.config().ice_disconnected_timeout),
+            Some(engine.config().ice_failed_timeout),
+            None,
+        )
+        .build();
+    let runtime = Arc::new(EndpointRuntime::new(engine.transport().clone(), ufrag, handler.shared.advertised.clone()));
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_runtime(runtime)
+        .with_udp_addrs(engine.transport().bind_addrs())
+        .build()
+        .await
+        .map_err(MediaError::webrtc)?;
+    Ok(Arc::new(pc))
+}
+
+/// Closes `pc` from a synchronous context (a `Drop`), if a tokio runtime is around.
+pub(crate) fn close_in_background(pc: Arc<dyn PeerConnection>) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            let _ = pc.close().await;
+        });
+    }
+}

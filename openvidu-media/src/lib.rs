@@ -1,0 +1,101 @@
+//! # openvidu-media
+//!
+//! The media engine of openvidu-rs: a WebRTC SFU built on the [`webrtc`] crate (0.21, the async
+//! layer over the sans-IO `rtc` core), and the [`MediaNode`] API a master node drives it with.
+//! It receives each published stream once and forwards its RTP to every subscriber without
+//! re-encoding. It knows nothing about REST, JSON-RPC or Redis: ids come from `openvidu-core`,
+//! SDP and ICE candidates go in and out as text.
+//!
+//! ## How to start
+//!
+//! The object tree follows mediasoup's Worker → Router → Producer/Consumer:
+//!
+//! - [`MediaEngine`]: the UDP ports, settings ([`MediaConfig`]) and the [`MediaEvent`] channel.
+//! - [`Router`]: one per session, from [`MediaEngine::create_router`].
+//! - [`Publisher`]: one receiving peer connection per published stream
+//!   ([`Router::publish`], the client offers).
+//! - [`Subscriber`]: one sending peer connection per (subscriber, stream), negotiated either way
+//!   ([`Router::subscribe`] when the client offers, [`Router::prepare_subscribe`] +
+//!   [`Router::complete_subscribe`] when the node offers).
+//!
+//! A master uses the id-based [`MediaNode`] trait instead; [`LocalMediaNode`] implements it
+//! in-process:
+//!
+//! ```no_run
+//! use openvidu_core::id::{SessionId, StreamId};
+//! use openvidu_media::{LocalMediaNode, MediaConfig, MediaEvent, MediaNode, PublishOptions};
+//!
+//! # async fn run(offer_from_browser: String) -> Result<(), openvidu_media::MediaError> {
+//! let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! let node = LocalMediaNode::new(MediaConfig::default(), events)?;
+//! let session = SessionId::parse("ses_A").unwrap();
+//! let stream = StreamId::parse("str_CAM_AbCd_con_X").unwrap();
+//! node.create_router(&session).await?;
+//! let answer = node.publish(&session, &stream, PublishOptions::new(offer_from_browser)).await?;
+//! // send `answer` to the browser, then trickle candidates both ways:
+//! while let Some(event) = rx.recv().await {
+//!     if let MediaEvent::IceCandidate { endpoint, candidate, .. } = event {
+//!         // → `iceCandidate` notification for `endpoint`
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Media behaviour
+//!
+//! - Codecs: VP8, VP9, H264 and Opus. A publisher gets exactly one video codec, the first of its
+//!   offer (or the session's forced codec: an offer without it fails with
+//!   [`MediaError::ForcedCodecNotFound`], RPC code 800). Subscribers get the same codec; their
+//!   offer must contain it. RTX is not negotiated: losses are repaired by NACK and
+//!   retransmission of the original packets.
+//! - Interceptors: NACK generator and responder, RTCP sender/receiver reports and the TWCC
+//!   receiver (webrtc's defaults).
+//! - Keyframes: subscribers' PLI/FIR go to the publisher, merged to at most one per
+//!   [`MediaConfig::keyframe_request_interval`] ([`KeyframeLimiter`]); a new or lagging
+//!   subscriber also triggers one.
+//! - Bandwidth: the publisher's limit is announced as `b=AS` in the answer and as REMB.
+//! - ICE: host candidates on [`MediaConfig::ice_host_addresses`], trickled both ways; all peers
+//!   share one UDP port ([`UdpPorts::Mux`]) or take one each from a range. Remote candidates that
+//!   arrive before their endpoint exists, or before its remote description is set, are queued.
+//! - Bad input (garbage SDP or candidates) is an error, never a panic.
+//!
+//! ## Features
+//!
+//! None of its own. webrtc is built with `runtime-tokio` and `crypto-ring`.
+//!
+//! ## Differences from OpenVidu's Kurento
+//!
+//! No transcoding: `OPENVIDU_STREAMS_ALLOW_TRANSCODING`, the MIN bandwidths and the MAX send
+//! bandwidth are accepted but cannot be enforced by a forwarding SFU. No filters.
+#![deny(missing_docs)]
+
+mod config;
+mod endpoint;
+mod engine;
+mod keyframe;
+mod local;
+mod node;
+mod publisher;
+mod router;
+mod sdp;
+mod subscriber;
+mod transport;
+
+pub use config::{MediaConfig, UdpPorts};
+pub use engine::MediaEngine;
+pub use keyframe::{KeyframeLimiter, KeyframeOut};
+pub use local::LocalMediaNode;
+pub use node::{EndpointId, IceCandidate, LoadReport, MediaError, MediaEvent, MediaNode, PublishOptions};
+pub use publisher::Publisher;
+pub use router::Router;
+pub use subscriber::Subscriber;
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<LocalMediaNode>();
+    is::<MediaEngine>();
+    is::<Router>();
+    is::<Publisher>();
+    is::<Subscriber>();
+}

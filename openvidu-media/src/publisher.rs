@@ -1,0 +1,326 @@
+//! Publisher endpoints: one receiving peer connection per published stream, whose tracks are
+//! fanned out to subscribers.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openvidu_core::id::{SessionId, StreamId};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
+
+use crate::config::cap_kbps;
+use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
+use crate::engine::MediaEngine;
+use crate::keyframe::{KeyframeLimiter, KeyframeOut};
+use crate::node::{EndpointId, IceCandidate, MediaError, PublishOptions};
+use crate::sdp;
+
+/// Packets buffered per subscriber before a slow one starts losing them.
+const FANOUT_CAPACITY: usize = 512;
+
+struct RemoteSource {
+    track: Arc<dyn TrackRemote>,
+    ssrc: u32,
+}
+
+/// One published track and everyone who forwards it: the fan-out point of the SFU.
+pub(crate) struct TrackFanout {
+    pub(crate) kind: RtpCodecKind,
+    /// The codec the publisher sends, with its payload type on the publisher's leg.
+    pub(crate) codec: RTCRtpCodecParameters,
+    packets: broadcast::Sender<rtp::Packet>,
+    keyframes: Option<mpsc::UnboundedSender<()>>,
+    remote: Mutex<Option<RemoteSource>>,
+    received: AtomicU64,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl TrackFanout {
+    fn new(kind: RtpCodecKind, codec: RTCRtpCodecParameters) -> (Arc<Self>, Option<mpsc::UnboundedReceiver<()>>) {
+        let (keyframes, rx) = if kind == RtpCodecKind::Video {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let fanout = Arc::new(Self {
+            kind,
+            codec,
+            packets: broadcast::channel(FANOUT_CAPACITY).0,
+            keyframes,
+            remote: Mutex::new(None),
+            received: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
+        });
+        (fanout, rx)
+    }
+
+    /// A receiver of every packet the publisher sends from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<rtp::Packet> {
+        self.packets.subscribe()
+    }
+
+    /// Asks the publisher for a keyframe (rate-limited; a no-op for audio).
+    pub(crate) fn request_keyframe(&self) {
+        if let Some(tx) = &self.keyframes {
+            let _ = tx.send(());
+        }
+    }
+
+    /// The publisher's remote track of this kind appeared: start reading it.
+    pub(crate) async fn attach(self: &Arc<Self>, track: Arc<dyn TrackRemote>, shared: &EndpointShared) {
+        let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+        tracing::debug!(session = %shared.session, endpoint = %shared.endpoint,
+            kind = %self.kind, ssrc, "publisher track started");
+        *lock(&self.remote) = Some(RemoteSource { track: track.clone(), ssrc });
+        let fanout = self.clone();
+        let task = tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                match event {
+                    TrackRemoteEvent::OnRtpPacket(packet) => {
+                        fanout.received.fetch_add(1, Ordering::Relaxed);
+                        // No receivers (no subscriber yet) is fine.
+                        let _ = fanout.packets.send(packet);
+                    }
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+        lock(&self.tasks).push(task.abort_handle());
+    }
+
+    async fn send_rtcp(&self, packet: Box<dyn rtc::rtcp::Packet>) {
+        let track = lock(&self.remote).as_ref().map(|r| r.track.clone());
+        if let Some(track) = track
+            && let Err(e) = track.write_rtcp(vec![packet]).await
+        {
+            tracing::debug!(error = %e, "RTCP to publisher failed");
+        }
+    }
+
+    fn ssrc(&self) -> Option<u32> {
+        lock(&self.remote).as_ref().map(|r| r.ssrc)
+    }
+
+    fn abort_tasks(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Sends the publisher rate-limited PLIs and periodic REMBs for one video track.
+async fn video_control(
+    fanout: Arc<TrackFanout>,
+    mut requests: mpsc::UnboundedReceiver<()>,
+    min_interval: Duration,
+    remb_kbps: u32,
+    remb_interval: Duration,
+) {
+    let mut limiter = KeyframeLimiter::new(min_interval);
+    let mut remb = tokio::time::interval(remb_interval.max(Duration::from_millis(10)));
+    remb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let deadline = loop {
+            match limiter.poll(Instant::now()) {
+                Some(KeyframeOut::SendRequest) => {
+                    if let Some(ssrc) = fanout.ssrc() {
+                        tracing::debug!(ssrc, "keyframe request to publisher");
+                        fanout.send_rtcp(Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })).await;
+                    }
+                }
+                Some(KeyframeOut::Timeout(at)) => break Some(at),
+                None => break None,
+            }
+        };
+        let sleep =
+            tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std));
+        tokio::select! {
+            request = requests.recv() => match request {
+                Some(()) => limiter.handle_request(Instant::now()),
+                None => return,
+            },
+            () = sleep, if deadline.is_some() => {}
+            _ = remb.tick(), if remb_kbps > 0 => {
+                if let Some(ssrc) = fanout.ssrc() {
+                    fanout
+                        .send_rtcp(Box::new(ReceiverEstimatedMaximumBitrate {
+                            sender_ssrc: 0,
+                            bitrate: remb_kbps as f32 * 1000.0,
+                            ssrcs: vec![ssrc],
+                        }))
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// A published stream: the peer connection receiving it and the fan-out of its tracks.
+///
+/// A cheap handle; the endpoint closes on [`close`](Self::close) or when the last handle drops.
+#[derive(Clone)]
+#[must_use = "the publisher endpoint is closed when the last handle is dropped"]
+pub struct Publisher {
+    inner: Arc<PublisherInner>,
+}
+
+struct PublisherInner {
+    stream: StreamId,
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<EndpointShared>,
+    tracks: Vec<Arc<TrackFanout>>,
+    tasks: Vec<AbortHandle>,
+    closed: AtomicBool,
+}
+
+impl Drop for PublisherInner {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.shared.mark_closing();
+            self.abort_tasks();
+            close_in_background(self.pc.clone());
+        }
+    }
+}
+
+impl PublisherInner {
+    fn abort_tasks(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for track in &self.tracks {
+            track.abort_tasks();
+        }
+    }
+}
+
+impl Publisher {
+    /// Negotiates a publisher from the client's offer; returns it with the SDP answer.
+    pub(crate) async fn create(
+        engine: &MediaEngine,
+        session: &SessionId,
+        stream: &StreamId,
+        options: PublishOptions,
+    ) -> Result<(Self, String), MediaError> {
+        let desc = sdp::parse(&options.sdp_offer)?;
+        if options.has_audio && sdp::section(&desc, RtpCodecKind::Audio).is_none() {
+            return Err(MediaError::Sdp("hasAudio but the offer has no audio section".into()));
+        }
+        if options.has_video && sdp::section(&desc, RtpCodecKind::Video).is_none() {
+            return Err(MediaError::Sdp("hasVideo but the offer has no video section".into()));
+        }
+        let video = sdp::choose_video_codec(&desc, options.forced_video_codec)?;
+        let audio = sdp::choose_audio_codec(&desc)?;
+        let offer = RTCSessionDescription::offer(options.sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+
+        let mut codecs = Vec::new();
+        let mut tracks = Vec::new();
+        let mut control = None;
+        for (kind, codec) in [(RtpCodecKind::Audio, audio), (RtpCodecKind::Video, video)] {
+            if let Some(codec) = codec {
+                let (fanout, keyframes) = TrackFanout::new(kind, codec.clone());
+                if let Some(rx) = keyframes {
+                    control = Some((fanout.clone(), rx));
+                }
+                codecs.push((kind, codec));
+                tracks.push(fanout);
+            }
+        }
+
+        let shared = EndpointShared::new(session.clone(), EndpointId::Publisher(stream.clone()), engine.events());
+        let handler =
+            Arc::new(EndpointHandler { shared: shared.clone(), role: Role::Publisher { tracks: tracks.clone() } });
+        let pc = build_peer_connection(engine, &codecs, handler).await?;
+        let config = engine.config();
+        let max_kbps = cap_kbps(options.max_recv_bandwidth_kbps, config.video_max_recv_bandwidth_kbps);
+        let mut tasks = Vec::new();
+        if let Some((fanout, rx)) = control {
+            tasks.push(
+                tokio::spawn(video_control(
+                    fanout,
+                    rx,
+                    config.keyframe_request_interval,
+                    max_kbps,
+                    config.remb_interval,
+                ))
+                .abort_handle(),
+            );
+        }
+        let publisher = Self {
+            inner: Arc::new(PublisherInner {
+                stream: stream.clone(),
+                pc: pc.clone(),
+                shared: shared.clone(),
+                tracks,
+                tasks,
+                closed: AtomicBool::new(false),
+            }),
+        };
+        // From here on, dropping `publisher` on error closes the peer connection.
+        pc.set_remote_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
+        shared.remote_description_set(pc.as_ref()).await;
+        let answer = pc.create_answer(None).await.map_err(MediaError::webrtc)?;
+        let answer_sdp = answer.sdp.clone();
+        pc.set_local_description(answer).await.map_err(MediaError::webrtc)?;
+        check_accepted(&answer_sdp, &codecs)?;
+        shared.release_candidates(sdp::first_mid(&answer_sdp));
+        tracing::info!(%session, %stream, video = ?codecs.iter().find(|c| c.0 == RtpCodecKind::Video)
+            .map(|c| c.1.rtp_codec.mime_type.clone()), max_kbps, "stream published");
+        Ok((publisher, sdp::with_video_bandwidth(&answer_sdp, max_kbps)))
+    }
+
+    /// The published stream.
+    pub fn stream(&self) -> &StreamId {
+        &self.inner.stream
+    }
+
+    /// RTP packets received from the client so far, all tracks together.
+    pub fn packets_received(&self) -> u64 {
+        self.inner.tracks.iter().map(|t| t.received.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Adds a remote ICE candidate from the client.
+    pub async fn add_ice_candidate(&self, candidate: IceCandidate) -> Result<(), MediaError> {
+        self.inner.shared.add_remote_candidate(self.inner.pc.as_ref(), candidate).await
+    }
+
+    /// Closes the endpoint. Subscribers fed by it stop receiving (close them too). Idempotent.
+    pub async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.shared.mark_closing();
+        self.inner.abort_tasks();
+        if let Err(e) = self.inner.pc.close().await {
+            tracing::debug!(error = %e, "closing publisher peer connection");
+        }
+        tracing::info!(session = %self.inner.shared.session, stream = %self.inner.stream, "publisher closed");
+    }
+
+    pub(crate) fn tracks(&self) -> &[Arc<TrackFanout>] {
+        &self.inner.tracks
+    }
+}
+
+/// Fails when the answer rejected a section we meant to receive.
+fn check_accepted(answer: &str, codecs: &[(RtpCodecKind, RTCRtpCodecParameters)]) -> Result<(), MediaError> {
+    let desc = sdp::parse(answer)?;
+    for (kind, codec) in codecs {
+        if !sdp::offers_mime(&desc, *kind, &codec.rtp_codec.mime_type) {
+            return Err(MediaError::Sdp(format!(
+                "could not negotiate {} for the {kind} section",
+                codec.rtp_codec.mime_type
+            )));
+        }
+    }
+    Ok(())
+}

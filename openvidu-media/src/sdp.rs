@@ -1,0 +1,220 @@
+//! Pure SDP inspection and munging: which codecs an offer has, which one a publisher gets, where
+//! to announce bandwidth. No I/O.
+
+use std::io::Cursor;
+
+use openvidu_core::model::VideoCodec;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::sdp::{MediaDescription, SessionDescription};
+
+use crate::node::{MediaError, codec_name};
+
+#[cfg(test)]
+mod tests;
+
+/// The most text we accept as an SDP (a browser's offer is a few kB).
+const MAX_SDP_LEN: usize = 64 * 1024;
+
+/// Parses `sdp`, rejecting empty, oversized or malformed text and descriptions without any audio
+/// or video section.
+pub(crate) fn parse(sdp: &str) -> Result<SessionDescription, MediaError> {
+    if sdp.trim().is_empty() {
+        return Err(MediaError::Sdp("empty SDP".into()));
+    }
+    if sdp.len() > MAX_SDP_LEN {
+        return Err(MediaError::Sdp(format!("SDP of {} bytes is larger than {MAX_SDP_LEN}", sdp.len())));
+    }
+    let desc = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+        .map_err(|e| MediaError::Sdp(format!("malformed SDP: {e}")))?;
+    if !desc.media_descriptions.iter().any(|m| kind_of(m) != RtpCodecKind::Unspecified) {
+        return Err(MediaError::Sdp("SDP has no audio or video section".into()));
+    }
+    Ok(desc)
+}
+
+/// The kind of an m-section (`Unspecified` for data channels and unknown media).
+pub(crate) fn kind_of(media: &MediaDescription) -> RtpCodecKind {
+    match media.media_name.media.as_str() {
+        "audio" => RtpCodecKind::Audio,
+        "video" => RtpCodecKind::Video,
+        _ => RtpCodecKind::Unspecified,
+    }
+}
+
+/// The first non-rejected section of `kind`.
+pub(crate) fn section(desc: &SessionDescription, kind: RtpCodecKind) -> Option<&MediaDescription> {
+    desc.media_descriptions.iter().find(|m| kind_of(m) == kind && m.media_name.port.value != 0)
+}
+
+/// An offered codec, in the section's preference order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OfferedCodec {
+    pub payload_type: u8,
+    pub name: String,
+    pub clock_rate: u32,
+    pub channels: u16,
+    pub fmtp: String,
+}
+
+/// The codecs of a section, in the order of its `m=` format list.
+pub(crate) fn offered_codecs(media: &MediaDescription) -> Vec<OfferedCodec> {
+    let codecs = media.codecs();
+    media
+        .media_name
+        .formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok())
+        .filter_map(|pt| codecs.get(&pt))
+        .map(|c| OfferedCodec {
+            payload_type: c.payload_type,
+            name: c.name.clone(),
+            clock_rate: c.clock_rate,
+            channels: c.encoding_parameters.parse().unwrap_or(0),
+            fmtp: c.fmtp.clone(),
+        })
+        .collect()
+}
+
+/// The MIME type of a supported codec name, `None` for the rest (RTX, FEC, AV1, …).
+pub(crate) fn supported_mime(kind: RtpCodecKind, name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_uppercase();
+    match (kind, name.as_str()) {
+        (RtpCodecKind::Video, "VP8") => Some(MIME_TYPE_VP8),
+        (RtpCodecKind::Video, "VP9") => Some(MIME_TYPE_VP9),
+        (RtpCodecKind::Video, "H264") => Some(MIME_TYPE_H264),
+        (RtpCodecKind::Audio, "OPUS") => Some(MIME_TYPE_OPUS),
+        _ => None,
+    }
+}
+
+/// The RTCP feedback the node offers for video: REMB, FIR, NACK, PLI (transport-cc comes with
+/// the interceptors).
+pub(crate) fn video_feedback() -> Vec<RTCPFeedback> {
+    [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
+        .into_iter()
+        .map(|(typ, parameter)| RTCPFeedback { typ: typ.into(), parameter: parameter.into() })
+        .collect()
+}
+
+fn to_parameters(kind: RtpCodecKind, mime: &str, c: &OfferedCodec) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: c.clock_rate,
+            channels: if kind == RtpCodecKind::Audio { c.channels.max(1) } else { 0 },
+            sdp_fmtp_line: c.fmtp.clone(),
+            rtcp_feedback: if kind == RtpCodecKind::Video { video_feedback() } else { vec![] },
+        },
+        payload_type: c.payload_type,
+    }
+}
+
+/// The one video codec a publisher gets: the first supported codec of the offer's video section
+/// in the client's preference order, restricted to `forced` unless it is `NONE`.
+///
+/// `Ok(None)` when the offer has no video section.
+pub(crate) fn choose_video_codec(
+    desc: &SessionDescription,
+    forced: VideoCodec,
+) -> Result<Option<RTCRtpCodecParameters>, MediaError> {
+    let Some(video) = section(desc, RtpCodecKind::Video) else {
+        return Ok(None);
+    };
+    let offered = offered_codecs(video);
+    let mut supported =
+        offered.iter().filter_map(|c| supported_mime(RtpCodecKind::Video, &c.name).map(|mime| (mime, c)));
+    let chosen = if forced == VideoCodec::None {
+        supported.next()
+    } else {
+        let wanted = codec_name(forced);
+        supported.find(|(_, c)| c.name.eq_ignore_ascii_case(wanted))
+    };
+    match chosen {
+        Some((mime, c)) => Ok(Some(to_parameters(RtpCodecKind::Video, mime, c))),
+        None if forced != VideoCodec::None => Err(MediaError::ForcedCodecNotFound(forced)),
+        None => Err(MediaError::Sdp("the video section offers none of VP8, VP9, H264".into())),
+    }
+}
+
+/// The audio codec a publisher gets: Opus. `Ok(None)` when the offer has no audio section.
+pub(crate) fn choose_audio_codec(desc: &SessionDescription) -> Result<Option<RTCRtpCodecParameters>, MediaError> {
+    let Some(audio) = section(desc, RtpCodecKind::Audio) else {
+        return Ok(None);
+    };
+    offered_codecs(audio)
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case("opus"))
+        .map(|c| Some(to_parameters(RtpCodecKind::Audio, MIME_TYPE_OPUS, c)))
+        .ok_or_else(|| MediaError::Sdp("the audio section does not offer Opus".into()))
+}
+
+/// Whether a non-rejected section of `kind` offers the codec with this MIME type.
+pub(crate) fn offers_mime(desc: &SessionDescription, kind: RtpCodecKind, mime: &str) -> bool {
+    desc.media_descriptions
+        .iter()
+        .filter(|m| kind_of(m) == kind && m.media_name.port.value != 0)
+        .flat_map(offered_codecs)
+        .any(|c| supported_mime(kind, &c.name).is_some_and(|m| m.eq_ignore_ascii_case(mime)))
+}
+
+/// The `a=mid` of the first m-section: the bundle tag local candidates are announced with.
+pub(crate) fn first_mid(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .map(str::trim_end)
+        .skip_while(|l| !l.starts_with("m="))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.starts_with("m="))
+        .find_map(|(_, l)| l.strip_prefix("a=mid:").map(str::to_owned))
+}
+
+/// `sdp` with `b=AS:<kbps>` announced in every video section (replacing any `b=AS` there), so
+/// the peer sends at most that much video. `kbps == 0` returns `sdp` unchanged.
+pub(crate) fn with_video_bandwidth(sdp: &str, kbps: u32) -> String {
+    if kbps == 0 {
+        return sdp.to_owned();
+    }
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let bandwidth = format!("b=AS:{kbps}");
+    let mut out: Vec<String> = Vec::new();
+    let mut in_video = false;
+    // Where the b= line goes in the current video section: after m=, i= and c= lines.
+    let mut insert_at: Option<usize> = None;
+    let flush = |out: &mut Vec<String>, insert_at: &mut Option<usize>| {
+        if let Some(i) = insert_at.take() {
+            out.insert(i, bandwidth.clone());
+        }
+    };
+    for line in sdp.lines().map(str::trim_end) {
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            flush(&mut out, &mut insert_at);
+            in_video = line.starts_with("m=video");
+            out.push(line.to_owned());
+            if in_video {
+                insert_at = Some(out.len());
+            }
+            continue;
+        }
+        if in_video {
+            if line.starts_with("b=AS:") {
+                continue;
+            }
+            if let Some(i) = insert_at
+                && i == out.len()
+                && (line.starts_with("i=") || line.starts_with("c="))
+            {
+                out.push(line.to_owned());
+                insert_at = Some(out.len());
+                continue;
+            }
+        }
+        out.push(line.to_owned());
+    }
+    flush(&mut out, &mut insert_at);
+    let mut text = out.join(eol);
+    text.push_str(eol);
+    text
+}

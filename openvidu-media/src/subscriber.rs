@@ -1,0 +1,377 @@
+//! Subscriber endpoints: one sending peer connection per (subscriber, stream), fed from the
+//! publisher's fan-out without re-encoding.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use openvidu_core::id::{ConnectionId, SessionId, StreamId};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp;
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::AbortHandle;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
+use crate::engine::MediaEngine;
+use crate::keyframe::is_keyframe_request;
+use crate::node::{EndpointId, IceCandidate, MediaError};
+use crate::publisher::{Publisher, TrackFanout};
+use crate::sdp;
+
+/// One forwarded track: the publisher's fan-out and the local track that sends it on.
+struct Output {
+    source: Arc<TrackFanout>,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+}
+
+/// Where the negotiation of a subscriber stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The node offered and waits for the client's answer.
+    AwaitingAnswer,
+    /// Negotiated: media is forwarded.
+    Forwarding,
+}
+
+/// One subscription: the peer connection that sends a published stream to one subscriber.
+///
+/// A cheap handle; the endpoint closes on [`close`](Self::close) or when the last handle drops.
+#[derive(Clone)]
+#[must_use = "the subscriber endpoint is closed when the last handle is dropped"]
+pub struct Subscriber {
+    inner: Arc<SubscriberInner>,
+}
+
+struct SubscriberInner {
+    subscriber: ConnectionId,
+    stream: StreamId,
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<EndpointShared>,
+    outputs: Vec<Output>,
+    phase: Mutex<Phase>,
+    tasks: Mutex<Vec<AbortHandle>>,
+    closed: AtomicBool,
+}
+
+impl Drop for SubscriberInner {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.shared.mark_closing();
+            self.abort_tasks();
+            close_in_background(self.pc.clone());
+        }
+    }
+}
+
+impl SubscriberInner {
+    fn abort_tasks(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Subscriber {
+    /// Client offers: negotiates from `sdp_offer`, returns the subscriber and the answer.
+    pub(crate) async fn create_answering(
+        engine: &MediaEngine,
+        session: &SessionId,
+        subscriber: &ConnectionId,
+        publisher: &Publisher,
+        sdp_offer: String,
+    ) -> Result<(Self, String), MediaError> {
+        let desc = sdp::parse(&sdp_offer)?;
+        // Forward the tracks the client asked for; its offer must carry their codecs.
+        let mut sources = Vec::new();
+        for source in publisher.tracks() {
+            if sdp::section(&desc, source.kind).is_none() {
+                continue;
+            }
+            let mime = &source.codec.rtp_codec.mime_type;
+            if !sdp::offers_mime(&desc, source.kind, mime) {
+                return Err(MediaError::Sdp(format!(
+                    "the subscriber's offer does not accept {mime}, which the publisher sends"
+                )));
+            }
+            sources.push(source.clone());
+        }
+        if sources.is_empty() {
+            return Err(MediaError::Sdp("the subscriber's offer has no section for the stream's tracks".into()));
+        }
+        let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;
+        // Dropping `pc` on error is not enough: it must be closed.
+        let result: Result<_, MediaError> = async {
+            pc.set_remote_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
+            shared.remote_description_set(pc.as_ref()).await;
+            // The client's sections are recvonly: adding the tracks now turns the transceivers
+            // it created into sendonly ones.
+            let outputs = add_outputs(pc.as_ref(), publisher.stream(), &sources).await?;
+            let answer = pc.create_answer(None).await.map_err(MediaError::webrtc)?;
+            let answer_sdp = answer.sdp.clone();
+            pc.set_local_description(answer).await.map_err(MediaError::webrtc)?;
+            Ok((outputs, answer_sdp))
+        }
+        .await;
+        let (outputs, answer_sdp) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                shared.mark_closing();
+                let _ = pc.close().await;
+                return Err(e);
+            }
+        };
+        let this = Self::assemble(subscriber, publisher, pc, shared, outputs, Phase::Forwarding);
+        this.start_forwarding().await?;
+        this.inner.shared.release_candidates(sdp::first_mid(&answer_sdp));
+        tracing::info!(%session, %subscriber, stream = %publisher.stream(), "subscribed (client offer)");
+        Ok((this, answer_sdp))
+    }
+
+    /// Server offers: returns the subscriber and the node's offer; finish with
+    /// [`complete`](Self::complete).
+    pub(crate) async fn create_offering(
+        engine: &MediaEngine,
+        session: &SessionId,
+        subscriber: &ConnectionId,
+        publisher: &Publisher,
+    ) -> Result<(Self, String), MediaError> {
+        let sources = publisher.tracks().to_vec();
+        let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;
+        let result: Result<_, MediaError> = async {
+            let outputs = add_outputs(pc.as_ref(), publisher.stream(), &sources).await?;
+            for transceiver in pc.get_transceivers().await {
+                transceiver.set_direction(RTCRtpTransceiverDirection::Sendonly).await.map_err(MediaError::webrtc)?;
+            }
+            let offer = pc.create_offer(None).await.map_err(MediaError::webrtc)?;
+            let offer_sdp = offer.sdp.clone();
+            pc.set_local_description(offer).await.map_err(MediaError::webrtc)?;
+            Ok((outputs, offer_sdp))
+        }
+        .await;
+        let (outputs, offer_sdp) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                shared.mark_closing();
+                let _ = pc.close().await;
+                return Err(e);
+            }
+        };
+        let this = Self::assemble(subscriber, publisher, pc, shared, outputs, Phase::AwaitingAnswer);
+        this.inner.shared.release_candidates(sdp::first_mid(&offer_sdp));
+        tracing::info!(%session, %subscriber, stream = %publisher.stream(), "subscription offered");
+        Ok((this, offer_sdp))
+    }
+
+    /// Applies the client's answer to the node's offer and starts forwarding.
+    pub async fn complete(&self, sdp_answer: String) -> Result<(), MediaError> {
+        {
+            let mut phase = lock(&self.inner.phase);
+            if *phase != Phase::AwaitingAnswer {
+                return Err(MediaError::Sdp("no offer is waiting for an answer".into()));
+            }
+            sdp::parse(&sdp_answer)?;
+            // Claimed now so that a concurrent second answer is refused.
+            *phase = Phase::Forwarding;
+        }
+        let result = async {
+            let answer = RTCSessionDescription::answer(sdp_answer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+            self.inner.pc.set_remote_description(answer).await.map_err(|e| MediaError::Sdp(e.to_string()))
+        }
+        .await;
+        if let Err(e) = result {
+            *lock(&self.inner.phase) = Phase::AwaitingAnswer;
+            return Err(e);
+        }
+        self.inner.shared.remote_description_set(self.inner.pc.as_ref()).await;
+        self.start_forwarding().await?;
+        tracing::info!(session = %self.inner.shared.session, subscriber = %self.inner.subscriber,
+            stream = %self.inner.stream, "subscribed (server offer)");
+        Ok(())
+    }
+
+    fn assemble(
+        subscriber: &ConnectionId,
+        publisher: &Publisher,
+        pc: Arc<dyn PeerConnection>,
+        shared: Arc<EndpointShared>,
+        outputs: Vec<Output>,
+        phase: Phase,
+    ) -> Self {
+        Self {
+            inner: Arc::new(SubscriberInner {
+                subscriber: subscriber.clone(),
+                stream: publisher.stream().clone(),
+                pc,
+                shared,
+                outputs,
+                phase: Mutex::new(phase),
+                tasks: Mutex::new(Vec::new()),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Starts one forwarder and one feedback reader per negotiated track.
+    async fn start_forwarding(&self) -> Result<(), MediaError> {
+        let mut started = 0;
+        for output in &self.inner.outputs {
+            let params = output.sender.get_parameters().await.map_err(MediaError::webrtc)?;
+            let mime = &output.source.codec.rtp_codec.mime_type;
+            let Some(payload_type) = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+                .map(|c| c.payload_type)
+            else {
+                tracing::warn!(subscriber = %self.inner.subscriber, stream = %self.inner.stream,
+                    %mime, "track not negotiated with the subscriber; not forwarded");
+                continue;
+            };
+            let rx = output.source.subscribe();
+            let forward =
+                tokio::spawn(forward(output.source.clone(), output.track.clone(), output.ssrc, payload_type, rx));
+            let feedback = tokio::spawn(feedback(output.source.clone(), output.track.clone()));
+            let mut tasks = lock(&self.inner.tasks);
+            tasks.push(forward.abort_handle());
+            tasks.push(feedback.abort_handle());
+            started += 1;
+        }
+        if started == 0 {
+            return Err(MediaError::Sdp("no track could be negotiated with the subscriber".into()));
+        }
+        // A subscriber joining a running stream needs a keyframe to start decoding.
+        for output in &self.inner.outputs {
+            output.source.request_keyframe();
+        }
+        Ok(())
+    }
+
+    /// The subscribing connection.
+    pub fn subscriber(&self) -> &ConnectionId {
+        &self.inner.subscriber
+    }
+
+    /// The stream it receives.
+    pub fn stream(&self) -> &StreamId {
+        &self.inner.stream
+    }
+
+    /// Adds a remote ICE candidate from the client.
+    pub async fn add_ice_candidate(&self, candidate: IceCandidate) -> Result<(), MediaError> {
+        self.inner.shared.add_remote_candidate(self.inner.pc.as_ref(), candidate).await
+    }
+
+    /// Closes the endpoint. Idempotent.
+    pub async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.shared.mark_closing();
+        self.inner.abort_tasks();
+        if let Err(e) = self.inner.pc.close().await {
+            tracing::debug!(error = %e, "closing subscriber peer connection");
+        }
+        tracing::info!(session = %self.inner.shared.session, subscriber = %self.inner.subscriber,
+            stream = %self.inner.stream, "subscriber closed");
+    }
+}
+
+async fn new_peer(
+    engine: &MediaEngine,
+    session: &SessionId,
+    subscriber: &ConnectionId,
+    publisher: &Publisher,
+    sources: &[Arc<TrackFanout>],
+) -> Result<(Arc<dyn PeerConnection>, Arc<EndpointShared>), MediaError> {
+    let shared = EndpointShared::new(
+        session.clone(),
+        EndpointId::Subscriber { subscriber: subscriber.clone(), stream: publisher.stream().clone() },
+        engine.events(),
+    );
+    let handler =
+        Arc::new(EndpointHandler { shared: shared.clone(), role: Role::Subscriber { sources: sources.to_vec() } });
+    let codecs: Vec<_> = sources.iter().map(|s| (s.kind, s.codec.clone())).collect();
+    let pc = build_peer_connection(engine, &codecs, handler).await?;
+    Ok((pc, shared))
+}
+
+/// Adds one local track per source, in the publisher's stream (one `msid` for all of them).
+async fn add_outputs(
+    pc: &dyn PeerConnection,
+    stream: &StreamId,
+    sources: &[Arc<TrackFanout>],
+) -> Result<Vec<Output>, MediaError> {
+    let mut outputs = Vec::new();
+    for source in sources {
+        let ssrc = rand::random::<u32>() | 1;
+        let kind = match source.kind {
+            RtpCodecKind::Audio => "audio",
+            _ => "video",
+        };
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            stream.to_string(),
+            format!("{stream}_{kind}"),
+            format!("{stream}_{kind}"),
+            source.kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec: source.codec.rtp_codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(MediaError::webrtc)?;
+        outputs.push(Output { source: source.clone(), track, sender, ssrc });
+    }
+    Ok(outputs)
+}
+
+/// Rewrites each packet of the publisher for this subscriber's leg (SSRC, payload type, no
+/// header extensions: their ids were negotiated with the publisher) and sends it.
+async fn forward(
+    source: Arc<TrackFanout>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    mut rx: tokio::sync::broadcast::Receiver<rtp::Packet>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(mut packet) => {
+                packet.header.ssrc = ssrc;
+                packet.header.payload_type = payload_type;
+                packet.header.extension = false;
+                packet.header.extension_profile = 0;
+                packet.header.extensions.clear();
+                packet.header.extensions_padding = 0;
+                if let Err(e) = track.write_rtp(packet).await {
+                    tracing::trace!(error = %e, "forwarding RTP failed");
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, kind = %source.kind, "slow subscriber lost packets");
+                source.request_keyframe();
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+/// Passes the subscriber's keyframe requests (PLI/FIR) on to the publisher.
+async fn feedback(source: Arc<TrackFanout>, track: Arc<TrackLocalStaticRTP>) {
+    while let Some(event) = track.poll().await {
+        if let TrackLocalEvent::OnRtcpPacket(packets) = event
+            && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+        {
+            source.request_keyframe();
+        }
+    }
+}

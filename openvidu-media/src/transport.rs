@@ -1,0 +1,467 @@
+//! UDP for the peers: one multiplexed port per host address, or a port per peer from a range.
+//!
+//! webrtc 0.21 binds its own sockets per peer connection (`with_udp_addrs`) and has no UDP mux.
+//! Each peer connection therefore gets an [`EndpointRuntime`]: the tokio runtime with
+//! `wrap_udp_socket` replaced. The socket the driver bound (on an ephemeral port `L`) is dropped
+//! and swapped for
+//! - in mux mode, a virtual socket fed by the node's shared socket `M`: datagrams are routed to
+//!   the peer connection by the STUN `USERNAME` (its ICE ufrag, which the node picks) and then by
+//!   the remote address ([`MuxTable`]);
+//! - in range mode, a socket bound to a free port `R` of the range.
+//!
+//! The driver keeps using `L` as the socket's key, so the ICE agent's host candidate names `L`;
+//! [`AdvertisedAddrs`] records `L → M` (or `L → R`, with the announced IP if any) and the node
+//! rewrites each local candidate before it leaves.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime, TokioRuntime,
+    Transmit,
+};
+
+use crate::config::UdpPorts;
+use crate::node::MediaError;
+
+#[cfg(test)]
+mod tests;
+
+/// Datagrams queued per peer connection before the mux drops new ones.
+const PEER_QUEUE: usize = 2048;
+/// The largest datagram the mux reads.
+const MAX_DATAGRAM: usize = 2048;
+
+/// Identifies one registered peer connection socket in a [`MuxTable`].
+pub(crate) type SlotId = u64;
+
+/// The `USERNAME` of a STUN Binding request, if `datagram` is one.
+pub(crate) fn stun_binding_username(datagram: &[u8]) -> Option<&str> {
+    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+    if datagram.len() < 20 || datagram[0] & 0xC0 != 0 || datagram[4..8] != MAGIC {
+        return None;
+    }
+    let msg_type = u16::from_be_bytes([datagram[0], datagram[1]]);
+    if msg_type != 0x0001 {
+        return None;
+    }
+    let body_len = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    let body = datagram.get(20..20 + body_len)?;
+    let mut at = 0;
+    while at + 4 <= body.len() {
+        let typ = u16::from_be_bytes([body[at], body[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([body[at + 2], body[at + 3]]));
+        let value = body.get(at + 4..at + 4 + len)?;
+        if typ == 0x0006 {
+            return std::str::from_utf8(value).ok();
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    None
+}
+
+/// Which peer connection a datagram arriving on a shared port belongs to. Sans-IO.
+///
+/// A STUN Binding request names its target by `USERNAME` = `<target ufrag>:<sender ufrag>`;
+/// that binds the sender's address to the target. Everything else (STUN responses, DTLS,
+/// SRTP) is routed by the remote address, learned from those requests and from the
+/// destinations each peer connection sends to.
+#[derive(Debug, Default)]
+pub(crate) struct MuxTable {
+    next: SlotId,
+    by_ufrag: HashMap<String, SlotId>,
+    by_addr: HashMap<SocketAddr, SlotId>,
+    addrs_of: HashMap<SlotId, HashSet<SocketAddr>>,
+}
+
+impl MuxTable {
+    /// Registers a peer connection by its local ICE ufrag.
+    pub(crate) fn register(&mut self, ufrag: &str) -> SlotId {
+        self.next += 1;
+        let slot = self.next;
+        self.by_ufrag.insert(ufrag.to_owned(), slot);
+        self.addrs_of.insert(slot, HashSet::new());
+        slot
+    }
+
+    /// Forgets a peer connection and every address bound to it.
+    pub(crate) fn unregister(&mut self, slot: SlotId) {
+        self.by_ufrag.retain(|_, s| *s != slot);
+        if let Some(addrs) = self.addrs_of.remove(&slot) {
+            for addr in addrs {
+                if self.by_addr.get(&addr) == Some(&slot) {
+                    self.by_addr.remove(&addr);
+                }
+            }
+        }
+    }
+
+    /// The slot a datagram from `from` goes to, if any.
+    pub(crate) fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<SlotId> {
+        if let Some(username) = stun_binding_username(datagram) {
+            let target = username.split(':').next().unwrap_or_default();
+            if let Some(&slot) = self.by_ufrag.get(target) {
+                self.bind(slot, from);
+                return Some(slot);
+            }
+        }
+        self.by_addr.get(&from).copied()
+    }
+
+    /// `slot` sends to `to`: replies from there are its own.
+    pub(crate) fn note_destination(&mut self, slot: SlotId, to: SocketAddr) {
+        if self.addrs_of.contains_key(&slot) && !self.by_addr.contains_key(&to) {
+            self.bind(slot, to);
+        }
+    }
+
+    fn bind(&mut self, slot: SlotId, addr: SocketAddr) {
+        if let Some(previous) = self.by_addr.insert(addr, slot)
+            && previous != slot
+            && let Some(addrs) = self.addrs_of.get_mut(&previous)
+        {
+            addrs.remove(&addr);
+        }
+        if let Some(addrs) = self.addrs_of.get_mut(&slot) {
+            addrs.insert(addr);
+        }
+    }
+
+    /// Registered peer connections.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.addrs_of.len()
+    }
+}
+
+type Datagram = (Vec<u8>, SocketAddr);
+
+#[derive(Default)]
+struct MuxState {
+    table: MuxTable,
+    sinks: HashMap<SlotId, mpsc::Sender<Datagram>>,
+}
+
+/// One shared UDP socket and its routing state.
+struct MuxPort {
+    socket: Arc<tokio::net::UdpSocket>,
+    state: Arc<Mutex<MuxState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MuxPort {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The node's UDP ports.
+pub(crate) struct Transport {
+    mode: Mode,
+    announced: Option<IpAddr>,
+    host_ips: Vec<IpAddr>,
+}
+
+enum Mode {
+    Mux { port: u16, ports: HashMap<IpAddr, MuxPort> },
+    Range { min: u16, max: u16, next: Mutex<u16> },
+}
+
+impl Transport {
+    /// Binds the shared sockets (mux mode). Must run inside a tokio runtime.
+    pub(crate) fn new(host_ips: &[IpAddr], announced: Option<IpAddr>, udp: &UdpPorts) -> Result<Self, MediaError> {
+        if host_ips.is_empty() {
+            return Err(MediaError::Config("no ICE host address configured".into()));
+        }
+        let mode = match *udp {
+            UdpPorts::Mux { port } => {
+                let mut bound_port = port;
+                let mut ports = HashMap::new();
+                for ip in host_ips {
+                    let socket = std::net::UdpSocket::bind(SocketAddr::new(*ip, bound_port))
+                        .map_err(|e| MediaError::Config(format!("cannot bind UDP {ip}:{bound_port}: {e}")))?;
+                    socket.set_nonblocking(true).map_err(config_io)?;
+                    bound_port = socket.local_addr().map_err(config_io)?.port();
+                    let socket = Arc::new(tokio::net::UdpSocket::from_std(socket).map_err(config_io)?);
+                    let state = Arc::new(Mutex::new(MuxState::default()));
+                    let task = tokio::spawn(mux_receive(socket.clone(), state.clone()));
+                    ports.insert(*ip, MuxPort { socket, state, task });
+                }
+                tracing::info!(port = bound_port, addresses = ?host_ips, "media UDP mux bound");
+                Mode::Mux { port: bound_port, ports }
+            }
+            UdpPorts::Range { min, max } => {
+                if min == 0 || min > max {
+                    return Err(MediaError::Config(format!("bad UDP port range {min}-{max}")));
+                }
+                Mode::Range { min, max, next: Mutex::new(min) }
+            }
+        };
+        Ok(Self { mode, announced, host_ips: host_ips.to_vec() })
+    }
+
+    /// The shared port in mux mode.
+    pub(crate) fn mux_port(&self) -> Option<u16> {
+        match &self.mode {
+            Mode::Mux { port, .. } => Some(*port),
+            Mode::Range { .. } => None,
+        }
+    }
+
+    /// The addresses a peer connection binds (port 0: the runtime swaps the socket).
+    pub(crate) fn bind_addrs(&self) -> Vec<SocketAddr> {
+        self.host_ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect()
+    }
+
+    /// The socket that replaces the one the driver bound at `local` for the peer connection
+    /// whose ICE ufrag is `ufrag`, and the address to advertise for it.
+    fn replace_socket(&self, local: SocketAddr, ufrag: &str) -> io::Result<(Arc<dyn AsyncUdpSocket>, SocketAddr)> {
+        let announce = |port| SocketAddr::new(self.announced.unwrap_or(local.ip()), port);
+        match &self.mode {
+            Mode::Mux { port, ports } => {
+                let wildcard = match local.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                };
+                let Some(mux) = ports.get(&local.ip()).or_else(|| ports.get(&wildcard)) else {
+                    return Err(io::Error::other(format!("no UDP mux on {}", local.ip())));
+                };
+                let (tx, rx) = mpsc::channel(PEER_QUEUE);
+                let slot = {
+                    let mut state = lock(&mux.state);
+                    let slot = state.table.register(ufrag);
+                    state.sinks.insert(slot, tx);
+                    slot
+                };
+                let socket = MuxedSocket {
+                    local,
+                    slot,
+                    socket: mux.socket.clone(),
+                    state: mux.state.clone(),
+                    rx: Mutex::new(rx),
+                    noted: Mutex::new(HashSet::new()),
+                };
+                Ok((Arc::new(socket), announce(*port)))
+            }
+            Mode::Range { min, max, next } => {
+                let span = u32::from(*max - *min) + 1;
+                let mut next = lock(next);
+                for _ in 0..span {
+                    let port = *next;
+                    *next = if port >= *max { *min } else { port + 1 };
+                    if let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), port)) {
+                        let wrapped = TokioRuntime.wrap_udp_socket(socket)?;
+                        return Ok((wrapped, announce(port)));
+                    }
+                }
+                Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("no free UDP port in {min}-{max} on {}", local.ip()),
+                ))
+            }
+        }
+    }
+}
+
+fn config_io(e: io::Error) -> MediaError {
+    MediaError::Config(e.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn mux_receive(socket: Arc<tokio::net::UdpSocket>, state: Arc<Mutex<MuxState>>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                // ICMP errors (e.g. port unreachable) surface here on some systems; keep going,
+                // without spinning if the error persists.
+                tracing::debug!(error = %e, "UDP mux receive error");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+        };
+        let datagram = &buf[..n];
+        let mut state = lock(&state);
+        let Some(slot) = state.table.route(from, datagram) else {
+            tracing::trace!(%from, len = n, "UDP mux: datagram for no peer");
+            continue;
+        };
+        let closed = match state.sinks.get(&slot) {
+            Some(sink) => match sink.try_send((datagram.to_vec(), from)) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => false,
+                Err(mpsc::error::TrySendError::Closed(_)) => true,
+            },
+            None => true,
+        };
+        if closed {
+            state.table.unregister(slot);
+            state.sinks.remove(&slot);
+        }
+    }
+}
+
+/// A peer connection's view of a shared mux socket.
+#[derive(Debug)]
+struct MuxedSocket {
+    local: SocketAddr,
+    slot: SlotId,
+    socket: Arc<tokio::net::UdpSocket>,
+    state: Arc<Mutex<MuxState>>,
+    rx: Mutex<mpsc::Receiver<Datagram>>,
+    noted: Mutex<HashSet<SocketAddr>>,
+}
+
+impl std::fmt::Debug for MuxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MuxState").field("table", &self.table).finish()
+    }
+}
+
+impl Drop for MuxedSocket {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        state.table.unregister(self.slot);
+        state.sinks.remove(&self.slot);
+    }
+}
+
+impl AsyncUdpSocket for MuxedSocket {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+
+    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
+        let to = transmit.destination;
+        if lock(&self.noted).insert(to) {
+            lock(&self.state).table.note_destination(self.slot, to);
+        }
+        match transmit.segment_size {
+            Some(size) if size > 0 && size < transmit.contents.len() => {
+                // GSO batch (never requested: max_gso_segments is 1); send what we can.
+                for chunk in transmit.contents.chunks(size) {
+                    let _ = self.socket.try_send_to(chunk, to);
+                }
+                Poll::Ready(Ok(transmit.contents.len()))
+            }
+            _ => self.socket.poll_send_to(cx, transmit.contents, to),
+        }
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let (Some(buf), Some(slot)) = (bufs.first_mut(), meta.first_mut()) else {
+            return Poll::Ready(Ok(0));
+        };
+        match lock(&self.rx).poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "UDP mux closed"))),
+            Poll::Ready(Some((data, from))) => {
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                let mut m = RecvMeta::default();
+                m.addr = from;
+                m.len = n;
+                m.stride = n;
+                *slot = m;
+                Poll::Ready(Ok(1))
+            }
+        }
+    }
+}
+
+/// Local host-candidate address (as the driver bound it) → the address to advertise.
+#[derive(Debug, Default)]
+pub(crate) struct AdvertisedAddrs(Mutex<HashMap<SocketAddr, SocketAddr>>);
+
+impl AdvertisedAddrs {
+    fn insert(&self, local: SocketAddr, advertised: SocketAddr) {
+        lock(&self.0).insert(local, advertised);
+    }
+
+    /// The address to advertise for a local candidate at `local`.
+    pub(crate) fn get(&self, local: SocketAddr) -> Option<SocketAddr> {
+        lock(&self.0).get(&local).copied()
+    }
+}
+
+/// The runtime of one peer connection: tokio, with the UDP sockets swapped as described in the
+/// module docs.
+pub(crate) struct EndpointRuntime {
+    transport: Arc<Transport>,
+    ufrag: String,
+    advertised: Arc<AdvertisedAddrs>,
+}
+
+impl std::fmt::Debug for EndpointRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointRuntime").field("ufrag", &self.ufrag).finish()
+    }
+}
+
+impl EndpointRuntime {
+    pub(crate) fn new(transport: Arc<Transport>, ufrag: String, advertised: Arc<AdvertisedAddrs>) -> Self {
+        Self { transport, ufrag, advertised }
+    }
+}
+
+impl Runtime for EndpointRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        TokioRuntime.spawn(future)
+    }
+
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        let local = socket.local_addr()?;
+        let (replacement, advertised) = self.transport.replace_socket(local, &self.ufrag)?;
+        drop(socket);
+        self.advertised.insert(local, advertised);
+        Ok(replacement)
+    }
+
+    fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        TokioRuntime.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
+        Box::pin(async move { TokioRuntime.connect_tcp(remote_addr).await })
+    }
+
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        Box::pin(async move { TokioRuntime.resolve_host(host).await })
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        TokioRuntime.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        TokioRuntime.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        TokioRuntime.block_on(future)
+    }
+
+    fn name(&self) -> &'static str {
+        "openvidu-media"
+    }
+}

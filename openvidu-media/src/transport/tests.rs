@@ -1,0 +1,107 @@
+use super::*;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// A STUN Binding request carrying `username` (plus another attribute before it).
+fn binding_request(username: &str) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    // PRIORITY (0x0024), 4 bytes.
+    attrs.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 1, 2, 3, 4]);
+    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+    attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attrs.extend_from_slice(username.as_bytes());
+    while attrs.len() % 4 != 0 {
+        attrs.push(0);
+    }
+    let mut msg = vec![0x00, 0x01];
+    msg.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    msg.extend_from_slice(&[7; 12]);
+    msg.extend_from_slice(&attrs);
+    msg
+}
+
+#[test]
+fn stun_username_is_read_from_binding_requests_only() {
+    let req = binding_request("serverufrag:clientufrag");
+    assert_eq!(stun_binding_username(&req), Some("serverufrag:clientufrag"));
+    let mut response = req.clone();
+    response[1] = 0x01;
+    response[0] = 0x01; // 0x0101 Binding success response
+    assert_eq!(stun_binding_username(&response), None);
+}
+
+#[test]
+fn stun_parser_survives_truncated_and_hostile_input() {
+    let req = binding_request("abc:def");
+    for len in 0..req.len() {
+        let _ = stun_binding_username(&req[..len]);
+    }
+    assert_eq!(stun_binding_username(&[]), None);
+    // DTLS and RTP first bytes are never STUN.
+    assert_eq!(stun_binding_username(&[22; 40]), None);
+    assert_eq!(stun_binding_username(&[0x80; 40]), None);
+    // An attribute length pointing past the end.
+    let mut bad = req.clone();
+    bad[20 + 2] = 0xFF;
+    assert_eq!(stun_binding_username(&bad), None);
+}
+
+#[test]
+fn binding_requests_route_by_ufrag_and_bind_the_sender_address() {
+    let mut table = MuxTable::default();
+    let a = table.register("ufragA");
+    let b = table.register("ufragB");
+    let client1 = addr("10.0.0.1:5000");
+    let client2 = addr("10.0.0.2:6000");
+    assert_eq!(table.route(client1, &binding_request("ufragA:x")), Some(a));
+    assert_eq!(table.route(client2, &binding_request("ufragB:y")), Some(b));
+    // DTLS/SRTP afterwards goes by address.
+    assert_eq!(table.route(client1, &[22, 254, 253]), Some(a));
+    assert_eq!(table.route(client2, &[0x80, 96]), Some(b));
+    assert_eq!(table.route(addr("10.0.0.3:1"), &[22]), None);
+    assert_eq!(table.route(addr("10.0.0.3:1"), &binding_request("nobody:x")), None);
+}
+
+#[test]
+fn destinations_a_peer_sends_to_route_their_replies_back() {
+    let mut table = MuxTable::default();
+    let a = table.register("ufragA");
+    let remote = addr("192.168.1.5:40000");
+    assert_eq!(table.route(remote, &[1, 1, 0, 0]), None);
+    table.note_destination(a, remote);
+    assert_eq!(table.route(remote, &[1, 1, 0, 0]), Some(a));
+}
+
+#[test]
+fn a_binding_request_moves_an_address_to_its_ufrags_peer() {
+    let mut table = MuxTable::default();
+    let a = table.register("ufragA");
+    let b = table.register("ufragB");
+    let remote = addr("10.0.0.9:9");
+    table.note_destination(a, remote);
+    assert_eq!(table.route(remote, &binding_request("ufragB:z")), Some(b));
+    assert_eq!(table.route(remote, &[22]), Some(b));
+    // Noting a known address does not steal it back.
+    table.note_destination(a, remote);
+    assert_eq!(table.route(remote, &[22]), Some(b));
+    // Unregistering a does not drop b's address.
+    table.unregister(a);
+    assert_eq!(table.route(remote, &[22]), Some(b));
+}
+
+#[test]
+fn unregister_forgets_ufrag_and_addresses() {
+    let mut table = MuxTable::default();
+    let a = table.register("ufragA");
+    let remote = addr("10.0.0.1:1");
+    table.route(remote, &binding_request("ufragA:q"));
+    table.unregister(a);
+    assert_eq!(table.len(), 0);
+    assert_eq!(table.route(remote, &[22]), None);
+    assert_eq!(table.route(remote, &binding_request("ufragA:q")), None);
+    table.note_destination(a, remote);
+    assert_eq!(table.route(remote, &[22]), None, "a dead slot learns nothing");
+}

@@ -1,0 +1,10 @@
+//! Integration tests of openvidu-media: real webrtc peers over loopback, in one process, talking
+//! to a `LocalMediaNode`.
+
+mod support;
+
+mod errors;
+mod ice;
+mod node;
+mod publish;
+mod subscribe;
