@@ -268,6 +268,20 @@ pub struct OnIceCandidateParams {
     pub sdp_m_line_index: Option<u16>,
 }
 
+/// `reconnectStream` params.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct ReconnectStreamParams {
+    pub stream: String,
+    #[serde(default)]
+    pub sdp_string: Option<String>,
+    #[serde(default)]
+    pub sdp_offer: Option<String>,
+    #[serde(default)]
+    pub forcibly_reconnect: Option<bool>,
+}
+
 /// `streamPropertyChanged` params.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -290,6 +290,52 @@ impl OpenViduService {
         Ok(())
     }
 
+    /// `reconnectStream` of a publisher: renegotiates its stream with a new offer, keeping the
+    /// stream id and the REST state. Its subscribers' endpoints are rebuilt by their own clients
+    /// (their ICE fails and openvidu-browser reconnects them).
+    pub async fn republish(
+        &self,
+        session: &SessionId,
+        connection: &ConnectionId,
+        stream: &StreamId,
+        sdp_offer: String,
+    ) -> Result<String, ServiceError> {
+        let snapshot = self.session(session).await?;
+        let me = snapshot.connection(connection).ok_or_else(|| ServiceError::ConnectionNotFound(connection.clone()))?;
+        let publisher = me
+            .publishers
+            .iter()
+            .find(|p| &p.stream_id == stream)
+            .ok_or_else(|| ServiceError::StreamNotFound(stream.clone()))?;
+        let mut options = PublishOptions::new(sdp_offer);
+        options.has_audio = publisher.media_options.has_audio;
+        options.has_video = publisher.media_options.has_video;
+        options.forced_video_codec = snapshot.session.properties.forced_video_codec;
+        let ko = me.properties.kurento_options.as_ref();
+        options.max_recv_bandwidth_kbps =
+            ko.and_then(|k| k.video_max_recv_bandwidth).unwrap_or(self.config().video_bandwidth[0]);
+        options.min_recv_bandwidth_kbps =
+            ko.and_then(|k| k.video_min_recv_bandwidth).unwrap_or(self.config().video_bandwidth[1]);
+        if let Err(e) = self.inner.media.unpublish(session, stream).await {
+            tracing::debug!(session_id = %session, stream_id = %stream, error = %e, "republish: old endpoint");
+        }
+        let answer = self.inner.media.publish(session, stream, options).await?;
+        tracing::info!(session_id = %session, stream_id = %stream, "publisher reconnected");
+        Ok(answer)
+    }
+
+    /// `reconnectStream` of a subscriber that offers again: replaces its endpoint.
+    pub async fn resubscribe(
+        &self,
+        session: &SessionId,
+        subscriber: &ConnectionId,
+        stream: &StreamId,
+        sdp_offer: String,
+    ) -> Result<String, ServiceError> {
+        self.published(session, stream).await?;
+        Ok(self.inner.media.subscribe(session, subscriber, stream, sdp_offer).await?)
+    }
+
     /// Releases a leaving connection's media without telling anyone (others learn from
     /// `participantLeft`): its streams and its subscriptions.
     pub(super) async fn release_media(&self, session: &SessionId, connection: &ConnectionId, reason: EndReason) {

@@ -8,7 +8,7 @@ use openvidu_core::wire::rpc::{
 };
 use openvidu_core::wire::rpc::{
     ForceUnpublishParams, OnIceCandidateParams, PrepareReceiveVideoFromParams, PublishVideoParams,
-    ReceiveVideoFromParams, StreamPropertyChangedParams, UnsubscribeFromVideoParams,
+    ReceiveVideoFromParams, ReconnectStreamParams, StreamPropertyChangedParams, UnsubscribeFromVideoParams,
 };
 use openvidu_media::IceCandidate;
 use serde_json::{Value, json};
@@ -177,10 +177,7 @@ async fn dispatch(svc: &OpenViduService, state: &mut SocketState, req: &Request)
                     })?;
                     Ok(json!({}))
                 }
-                "reconnectStream" => Err(RpcError::new(
-                    ErrorCode::MediaGeneric,
-                    "reconnectStream is not supported yet: unpublish and publish again",
-                )),
+                "reconnectStream" => reconnect_stream(svc, &me, req.params()?).await,
                 other => Err(RpcError::new(ErrorCode::MethodNotFound, format!("Method not found: {other}"))),
             }
         }
@@ -226,6 +223,38 @@ fn rpc_code(code: i32) -> ErrorCode {
         106 => ErrorCode::UserAlreadyStreaming,
         301 => ErrorCode::MediaGeneric,
         _ => ErrorCode::MediaSdp,
+    }
+}
+
+/// `reconnectStream` (spec §2.2): a publisher sends a new offer (`sdpString`, legacy
+/// `sdpOffer`); a subscriber offers again (`sdpOffer`) or answers a server offer made by
+/// `prepareReceiveVideoFrom{reconnect:true}` (`sdpString`).
+async fn reconnect_stream(svc: &OpenViduService, me: &Participant, p: ReconnectStreamParams) -> RpcResult {
+    let stream = stream_id(&p.stream)?;
+    if stream.owner().as_ref() == Some(&me.connection) {
+        let offer = p
+            .sdp_string
+            .or(p.sdp_offer)
+            .ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "sdpString is required"))?;
+        let answer = svc.republish(&me.session, &me.connection, &stream, offer).await.map_err(media_error)?;
+        let snapshot = svc.session(&me.session).await.map_err(media_or_generic)?;
+        let created_at = snapshot
+            .connection(&me.connection)
+            .and_then(|c| c.publishers.iter().find(|x| x.stream_id == stream))
+            .map(|x| x.created_at)
+            .unwrap_or_default();
+        return Ok(json!({"sdpAnswer": answer, "id": stream, "createdAt": created_at}));
+    }
+    match (p.sdp_offer, p.sdp_string) {
+        (Some(offer), _) => {
+            let answer = svc.resubscribe(&me.session, &me.connection, &stream, offer).await.map_err(media_error)?;
+            Ok(json!({"sdpAnswer": answer}))
+        }
+        (None, Some(answer)) => {
+            svc.complete_subscribe(&me.session, &me.connection, &stream, answer).await.map_err(media_error)?;
+            Ok(json!({}))
+        }
+        (None, None) => Err(RpcError::new(ErrorCode::InvalidParams, "sdpOffer or sdpString is required")),
     }
 }
 

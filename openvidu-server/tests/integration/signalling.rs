@@ -286,3 +286,42 @@ async fn a_dropped_socket_reconnects_within_the_window_or_is_evicted() {
     let mut late = Peer::open(&server).await;
     assert_eq!(late.call("connect", json!({"sessionId": rpc_id})).await.unwrap_err()["code"], 40007);
 }
+
+#[tokio::test]
+async fn bad_media_requests_get_openvidu_errors() {
+    let server = server().start().await.unwrap();
+    let rest = Rest::new(&server);
+    rest.session("media").await;
+    let (ts, tp) = (rest.token("media", "SUBSCRIBER", "").await, rest.token("media", "PUBLISHER", "").await);
+    let (mut sub, mut publ) = (Peer::open(&server).await, Peer::open(&server).await);
+    join(&mut sub, "media", &ts, "").await;
+    let rp = join(&mut publ, "media", &tp, "").await;
+    let publish = |sdp: &str| {
+        json!({"sdpOffer": sdp, "doLoopback": false, "hasAudio": true, "hasVideo": true, "audioActive": true,
+               "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": "{\"width\":640,\"height\":480}"})
+    };
+    assert_eq!(
+        sub.call("publishVideo", publish("v=0")).await.unwrap_err()["code"],
+        401,
+        "a SUBSCRIBER may not publish"
+    );
+    assert_eq!(publ.call("publishVideo", publish("garbage")).await.unwrap_err()["code"], 302);
+    assert_eq!(publ.call("publishVideo", json!({"sdpOffer": "x"})).await.unwrap_err()["code"], -32602);
+    assert_eq!(publ.call("unpublishVideo", json!({})).await.unwrap_err()["code"], 105);
+    let missing = format!("str_CAM_Abcd_{}", rp["id"].as_str().unwrap());
+    let e = sub.call("receiveVideoFrom", json!({"sender": missing, "sdpOffer": "v=0"})).await.unwrap_err();
+    assert_eq!(e["code"], 105, "nothing published");
+    let e = sub.call("receiveVideoFrom", json!({"sender": "str_CAM_Abcd_con_Nobody0000", "sdpOffer": "v=0"})).await;
+    assert!(e.is_err());
+    // a flood of candidates for a stream that does not exist is refused one by one, the socket lives
+    for i in 0..300 {
+        let c = json!({"endpointName": rp["id"], "candidate": format!("candidate:{i} 1 udp 1 10.0.0.1 {} typ host", 1000 + i),
+                       "sdpMid": "0", "sdpMLineIndex": 0});
+        sub.send_raw(&json!({"jsonrpc": "2.0", "method": "onIceCandidate", "params": c, "id": 10_000 + i}).to_string())
+            .await;
+    }
+    assert_eq!(sub.call("ping", json!({})).await.unwrap()["value"], "pong");
+    let (s, session) = rest.call(reqwest::Method::GET, "/sessions/media", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(session["connections"]["numberOfElements"], 2, "nobody was affected");
+}
