@@ -254,6 +254,9 @@ impl EventQueue {
     }
 
     fn push(&self, event: ParticipantEvent) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         {
             let mut q = lock(&self.queue);
             if q.len() == MAX_QUEUED_EVENTS {
@@ -735,6 +738,9 @@ impl Participant {
     pub async fn subscribe(&self, stream_id: &StreamId) -> Result<(), ParticipantError> {
         self.check_open()?;
         let owner = stream_id.owner().ok_or_else(|| ParticipantError::StreamNotFound(stream_id.clone()))?;
+        if owner == self.inner.me {
+            return Err(ParticipantError::Config("a participant cannot subscribe to its own stream".into()));
+        }
         let (audio, video) = {
             let state = lock(&self.inner.state);
             if state.subscriptions.get(&owner).is_some_and(|s| &s.stream_id == stream_id) {

@@ -116,10 +116,13 @@ impl Participants {
         })
     }
 
-    /// Marks a participant's socket as gone; it waits for `connect` within the window.
-    pub fn detach(&self, rpc_id: &str, now: Instant) {
+    /// Marks a participant's socket as gone; it waits for `connect` within the window. Only the
+    /// socket currently bound may do this: an old socket ending after `connect` re-bound the
+    /// participant to a new one changes nothing.
+    pub fn detach(&self, rpc_id: &str, socket: &UnboundedSender<Outgoing>, now: Instant) {
         self.with(|s| {
-            if let Some(p) = s.by_rpc.get_mut(rpc_id) {
+            if let Some(p) = s.by_rpc.get_mut(rpc_id).filter(|p| p.tx.as_ref().is_some_and(|t| t.same_channel(socket)))
+            {
                 p.tx = None;
                 p.detached_at = Some(now);
             }
@@ -191,10 +194,14 @@ mod tests {
     fn detach_window_and_reattach() {
         let reg = Participants::default();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let tx_keep = tx.clone();
         let c = ConnectionId::parse("con_A").unwrap();
         reg.insert("rpc1", SessionId::parse("s").unwrap(), c.clone(), Some(OpenViduRole::Publisher), tx);
         let t0 = Instant::now();
-        reg.detach("rpc1", t0);
+        let (stranger, _) = tokio::sync::mpsc::unbounded_channel();
+        reg.detach("rpc1", &stranger, t0);
+        assert!(reg.expired(t0 + Duration::from_secs(60), Duration::from_secs(10)).is_empty(), "not its socket");
+        reg.detach("rpc1", &tx_keep, t0);
         assert!(reg.expired(t0 + Duration::from_secs(5), Duration::from_secs(10)).is_empty());
         assert_eq!(reg.expired(t0 + Duration::from_secs(10), Duration::from_secs(10)).len(), 1);
         let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel();

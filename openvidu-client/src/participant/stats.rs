@@ -29,7 +29,7 @@ pub struct TrackStats {
     /// as RTCP receiver reports count it.
     pub lost: u64,
     /// Send-to-receive delays read from the send timestamps of synthetic payloads (the most
-    /// recent [`MAX_LATENCY_SAMPLES`](self) of them).
+    /// recent 16 384 of them).
     pub latency: Vec<Duration>,
 }
 

@@ -28,6 +28,7 @@ async fn two_participants_receive_each_others_audio_and_video() {
     )
     .await;
     a.subscribe(&sb).await.expect("a subscribes");
+    assert!(matches!(a.subscribe(&sa).await, Err(ParticipantError::Config(_))), "not its own stream");
     receives(&a, &b).await;
     receives(&b, &a).await;
 

@@ -136,7 +136,7 @@ async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
         }
     }
     if state.joined && !state.left {
-        svc.participants().detach(&state.rpc_id, Instant::now());
+        svc.participants().detach(&state.rpc_id, &state.tx, Instant::now());
         tracing::info!(rpc_id = %state.rpc_id, "socket lost; waiting for a reconnection");
     }
     drop(state);

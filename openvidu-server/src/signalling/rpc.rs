@@ -333,10 +333,9 @@ async fn join_room(svc: &OpenViduService, state: &mut SocketState, params: JoinR
             JoinError::SessionNotFound => {
                 RpcError::new(ErrorCode::RoomNotFound, format!("Session {session} not found"))
             }
-            JoinError::InvalidToken => RpcError::new(
-                ErrorCode::UserUnauthorized,
-                format!("Token {} is not valid for session {session}", params.token.as_deref().unwrap_or("")),
-            ),
+            JoinError::InvalidToken => {
+                RpcError::new(ErrorCode::UserUnauthorized, format!("Token is not valid for session {session}"))
+            }
             other => RpcError::new(ErrorCode::Generic, other.to_string()),
         })?;
     let role = connection.properties.role;
