@@ -49,7 +49,8 @@
       if (s.type !== 'inbound-rtp') return;
       if (s.kind === 'video') {
         video = { framesDecoded: s.framesDecoded || 0, packetsReceived: s.packetsReceived || 0,
-          bytesReceived: s.bytesReceived || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0 };
+          bytesReceived: s.bytesReceived || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0,
+          codec: (s.codecId && report.get(s.codecId) && report.get(s.codecId).mimeType) || null };
       } else if (s.kind === 'audio') {
         audio = { totalSamplesReceived: s.totalSamplesReceived || 0, packetsReceived: s.packetsReceived || 0,
           bytesReceived: s.bytesReceived || 0 };
