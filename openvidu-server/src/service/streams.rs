@@ -2,13 +2,13 @@
 //! [`MediaNode`](openvidu_media::MediaNode).
 
 use openvidu_core::id::{ConnectionId, SessionId, StreamId, TypeOfVideo};
-use openvidu_core::model::{EndReason, MediaOptions, Publisher, Subscriber};
+use openvidu_core::model::{Connection, EndReason, MediaOptions, Publisher, Subscriber};
 use openvidu_core::wire::rpc::{Notification, StreamEntry};
 use openvidu_core::wire::webhook::{SessionRef, WebhookEvent, WebrtcInfo};
 use openvidu_media::{EndpointId, IceCandidate, MediaError, MediaEvent, PublishOptions};
 
 use super::{OpenViduService, ServiceError, now_ms};
-use crate::store::{StreamProperty, Unpublished};
+use crate::store::{SessionSnapshot, StreamProperty, Unpublished};
 
 /// What a participant asks to publish.
 #[derive(Clone, Debug)]
@@ -63,15 +63,7 @@ impl OpenViduService {
         }
         let kind = request.options.has_video.then(|| request.options.type_of_video.unwrap_or(TypeOfVideo::Camera));
         let stream = self.inner.ids.stream_id(kind, connection);
-        let mut options = PublishOptions::new(request.sdp_offer);
-        options.has_audio = request.options.has_audio;
-        options.has_video = request.options.has_video;
-        options.forced_video_codec = snapshot.session.properties.forced_video_codec;
-        let ko = me.properties.kurento_options.as_ref();
-        options.max_recv_bandwidth_kbps =
-            ko.and_then(|k| k.video_max_recv_bandwidth).unwrap_or(self.config().video_bandwidth[0]);
-        options.min_recv_bandwidth_kbps =
-            ko.and_then(|k| k.video_min_recv_bandwidth).unwrap_or(self.config().video_bandwidth[1]);
+        let options = self.publish_options(&snapshot, me, request.sdp_offer, &request.options);
         self.inner.media.create_router(session).await?;
         let answer = self.inner.media.publish(session, &stream, options).await?;
         let publisher = Publisher::new(stream.clone(), now_ms(), request.options);
@@ -95,6 +87,26 @@ impl OpenViduService {
         });
         tracing::info!(session_id = %session, connection_id = %connection, stream_id = %stream, "published");
         Ok((answer, publisher))
+    }
+
+    /// What the media node needs to publish for `me`: tracks, the session's forced codec, and the
+    /// connection's `kurentoOptions` bandwidth over the node's defaults.
+    fn publish_options(
+        &self,
+        snapshot: &SessionSnapshot,
+        me: &Connection,
+        sdp_offer: String,
+        media: &MediaOptions,
+    ) -> PublishOptions {
+        let mut options = PublishOptions::new(sdp_offer);
+        options.has_audio = media.has_audio;
+        options.has_video = media.has_video;
+        options.forced_video_codec = snapshot.session.properties.forced_video_codec;
+        let ko = me.properties.kurento_options.as_ref();
+        let [max_recv, min_recv, ..] = self.config().video_bandwidth;
+        options.max_recv_bandwidth_kbps = ko.and_then(|k| k.video_max_recv_bandwidth).unwrap_or(max_recv);
+        options.min_recv_bandwidth_kbps = ko.and_then(|k| k.video_min_recv_bandwidth).unwrap_or(min_recv);
+        options
     }
 
     /// Finds a published stream and checks it is being published.
@@ -307,15 +319,7 @@ impl OpenViduService {
             .iter()
             .find(|p| &p.stream_id == stream)
             .ok_or_else(|| ServiceError::StreamNotFound(stream.clone()))?;
-        let mut options = PublishOptions::new(sdp_offer);
-        options.has_audio = publisher.media_options.has_audio;
-        options.has_video = publisher.media_options.has_video;
-        options.forced_video_codec = snapshot.session.properties.forced_video_codec;
-        let ko = me.properties.kurento_options.as_ref();
-        options.max_recv_bandwidth_kbps =
-            ko.and_then(|k| k.video_max_recv_bandwidth).unwrap_or(self.config().video_bandwidth[0]);
-        options.min_recv_bandwidth_kbps =
-            ko.and_then(|k| k.video_min_recv_bandwidth).unwrap_or(self.config().video_bandwidth[1]);
+        let options = self.publish_options(&snapshot, me, sdp_offer, &publisher.media_options);
         if let Err(e) = self.inner.media.unpublish(session, stream).await {
             tracing::debug!(session_id = %session, stream_id = %stream, error = %e, "republish: old endpoint");
         }
