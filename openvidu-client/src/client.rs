@@ -119,7 +119,7 @@ impl OpenVidu {
     /// new state.
     pub async fn fetch(&self) -> Result<bool, Error> {
         let page: Page<SessionJson> =
-            self.inner.send(Method::GET, "sessions?pendingConnections=true").await?.expect(200)?.json()?;
+            self.inner.send(Method::GET, "sessions?pendingConnections=true").await?.require_status(200)?.json()?;
         let fresh = page.content.into_iter().map(SessionState::from_json).collect();
         let changed = cache::apply_fetch(&mut lock(&self.inner.sessions), fresh);
         tracing::debug!(changed, "fetched sessions");
@@ -142,7 +142,7 @@ impl OpenVidu {
             .inner
             .send_json(Method::POST, "recordings/start", &body)
             .await?
-            .expect(200)?
+            .require_status(200)?
             .json::<RecordingJson>()?
             .into_model();
         self.inner.set_recording(session, true);
@@ -159,7 +159,8 @@ impl OpenVidu {
     /// 406 still starting.
     pub async fn stop_recording(&self, recording: &RecordingId) -> Result<Recording, Error> {
         let path = format!("recordings/stop/{recording}");
-        let recording = self.inner.send(Method::POST, &path).await?.expect(200)?.json::<RecordingJson>()?.into_model();
+        let recording =
+            self.inner.send(Method::POST, &path).await?.require_status(200)?.json::<RecordingJson>()?.into_model();
         self.inner.set_recording(&recording.session_id, false);
         Ok(recording)
     }
@@ -167,12 +168,12 @@ impl OpenVidu {
     /// One recording (`GET /openvidu/api/recordings/{id}`); 404 when unknown.
     pub async fn get_recording(&self, recording: &RecordingId) -> Result<Recording, Error> {
         let path = format!("recordings/{recording}");
-        Ok(self.inner.send(Method::GET, &path).await?.expect(200)?.json::<RecordingJson>()?.into_model())
+        Ok(self.inner.send(Method::GET, &path).await?.require_status(200)?.json::<RecordingJson>()?.into_model())
     }
 
     /// Every recording (`GET /openvidu/api/recordings`), newest first.
     pub async fn list_recordings(&self) -> Result<Vec<Recording>, Error> {
-        let list: RecordingList = self.inner.send(Method::GET, "recordings").await?.expect(200)?.json()?;
+        let list: RecordingList = self.inner.send(Method::GET, "recordings").await?.require_status(200)?.json()?;
         let mut recordings: Vec<Recording> = list.items.into_iter().map(RecordingJson::into_model).collect();
         recordings.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         Ok(recordings)
@@ -182,7 +183,7 @@ impl OpenVidu {
     /// Typical errors: 404 unknown, 409 still recording.
     pub async fn delete_recording(&self, recording: &RecordingId) -> Result<(), Error> {
         let path = format!("recordings/{recording}");
-        self.inner.send(Method::DELETE, &path).await?.expect(204)?;
+        self.inner.send(Method::DELETE, &path).await?.require_status(204)?;
         Ok(())
     }
 
@@ -190,14 +191,14 @@ impl OpenVidu {
     /// 404 unknown session, 406 no participant or a receiver that is not in the session.
     pub async fn signal(&self, session: &SessionId, signal: SignalOptions) -> Result<(), Error> {
         let body = signal.to_request(session.as_str());
-        self.inner.send_json(Method::POST, "signal", &body).await?.expect(200)?;
+        self.inner.send_json(Method::POST, "signal", &body).await?.require_status(200)?;
         Ok(())
     }
 
     /// The server's configuration (`GET /openvidu/api/config`), a JSON object whose keys are the
     /// configuration properties (`VERSION`, `OPENVIDU_RECORDING`, …).
     pub async fn config(&self) -> Result<serde_json::Value, Error> {
-        self.inner.send(Method::GET, "config").await?.expect(200)?.json()
+        self.inner.send(Method::GET, "config").await?.require_status(200)?.json()
     }
 
     /// Whether the server reports itself healthy (`GET /openvidu/api/health`): true for
@@ -316,7 +317,7 @@ pub(crate) struct Answer {
 
 impl Answer {
     /// This answer if its status is `expected`, else the [`Error::Http`] it stands for.
-    pub(crate) fn expect(self, expected: u16) -> Result<Self, Error> {
+    pub(crate) fn require_status(self, expected: u16) -> Result<Self, Error> {
         if self.status == expected { Ok(self) } else { Err(self.unexpected()) }
     }
 
@@ -359,7 +360,7 @@ impl Inner {
     /// `GET /openvidu/api/sessions/{id}?pendingConnections=true` as a cache state.
     pub(crate) async fn get_session(&self, id: &SessionId) -> Result<SessionState, Error> {
         let path = format!("sessions/{id}?pendingConnections=true");
-        Ok(SessionState::from_json(self.send(Method::GET, &path).await?.expect(200)?.json()?))
+        Ok(SessionState::from_json(self.send(Method::GET, &path).await?.require_status(200)?.json()?))
     }
 
     /// Sets the cached recording flag of `session`, if cached.

@@ -77,8 +77,13 @@ impl Session {
     pub async fn create_connection(&self, properties: ConnectionProperties) -> Result<Connection, Error> {
         let body = CreateConnectionRequest::from(&properties);
         let path = format!("sessions/{}/connection", self.id);
-        let connection =
-            self.inner.send_json(Method::POST, &path, &body).await?.expect(200)?.json::<ConnectionJson>()?.into_model();
+        let connection = self
+            .inner
+            .send_json(Method::POST, &path, &body)
+            .await?
+            .require_status(200)?
+            .json::<ConnectionJson>()?
+            .into_model();
         lock(&self.state).upsert_connection(connection.clone());
         Ok(connection)
     }
@@ -88,7 +93,8 @@ impl Session {
     /// still use the token flow.
     pub async fn generate_token(&self, options: TokenOptions) -> Result<String, Error> {
         let body = options.to_request(self.id.as_str());
-        let token: TokenJson = self.inner.send_json(Method::POST, "tokens", &body).await?.expect(200)?.json()?;
+        let token: TokenJson =
+            self.inner.send_json(Method::POST, "tokens", &body).await?.require_status(200)?.json()?;
         let mut properties = ConnectionProperties::default();
         properties.role = token.role;
         properties.data = token.data.clone();
@@ -108,7 +114,7 @@ impl Session {
     /// and any recording stopped. Removes it from the cache. 404 when already closed.
     pub async fn close(&self) -> Result<(), Error> {
         let path = format!("sessions/{}", self.id);
-        self.inner.send(Method::DELETE, &path).await?.expect(204)?;
+        self.inner.send(Method::DELETE, &path).await?.require_status(204)?;
         cache::remove_if_same(&mut lock(&self.inner.sessions), &self.id, &self.state);
         Ok(())
     }
@@ -135,7 +141,7 @@ impl Session {
     /// unknown connection, 400 unknown session.
     pub async fn force_disconnect(&self, connection: &ConnectionId) -> Result<(), Error> {
         let path = format!("sessions/{}/connection/{connection}", self.id);
-        self.inner.send(Method::DELETE, &path).await?.expect(204)?;
+        self.inner.send(Method::DELETE, &path).await?.require_status(204)?;
         lock(&self.state).remove_connection(connection);
         Ok(())
     }
@@ -145,7 +151,7 @@ impl Session {
     /// camera's stream.
     pub async fn force_unpublish(&self, stream: &StreamId) -> Result<(), Error> {
         let path = format!("sessions/{}/stream/{stream}", self.id);
-        self.inner.send(Method::DELETE, &path).await?.expect(204)?;
+        self.inner.send(Method::DELETE, &path).await?.require_status(204)?;
         lock(&self.state).remove_stream(stream);
         Ok(())
     }
@@ -169,7 +175,7 @@ impl Session {
                 if let Some(cached) = lock(&self.state).connection(connection) {
                     return Ok(cached.clone());
                 }
-                self.inner.send(Method::GET, &path).await?.expect(200)?.json::<ConnectionJson>()?.into_model()
+                self.inner.send(Method::GET, &path).await?.require_status(200)?.json::<ConnectionJson>()?.into_model()
             }
             _ => return Err(answer.unexpected()),
         };
