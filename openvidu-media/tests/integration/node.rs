@@ -31,8 +31,8 @@ async fn create_router_is_idempotent_and_close_router_closes_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_goes_away_is_reported_failed() {
     let mut config = openvidu_media::MediaConfig::default();
-    config.ice_disconnected_timeout = std::time::Duration::from_millis(500);
-    config.ice_failed_timeout = std::time::Duration::from_millis(500);
+    config.ice_disconnected_timeout = std::time::Duration::from_secs(2);
+    config.ice_failed_timeout = std::time::Duration::from_secs(2);
     let h = Harness::with_config(config).await;
     let stream = stream("str_CAM_Gone_con_Pub");
     let publisher = TestPublisher::publish(&h, &stream).await;
