@@ -80,9 +80,9 @@ pub(crate) struct SocketState {
     pub pending_candidates: Vec<openvidu_media::IceCandidate>,
 }
 
-fn rpc_session_id(svc: &OpenViduService) -> String {
-    // 26 characters like kurento-jsonrpc's session ids.
-    let _ = svc;
+/// A new JSON-RPC session id: 26 characters like kurento-jsonrpc's, from the CSPRNG, since it is
+/// also the credential `connect` re-binds a participant with.
+fn rpc_session_id() -> String {
     openvidu_core::id::RandomIds.random_suffix(25).to_ascii_lowercase()
 }
 
@@ -105,7 +105,7 @@ async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
         }
     });
     let mut state = SocketState {
-        rpc_id: rpc_session_id(&svc),
+        rpc_id: rpc_session_id(),
         joined: false,
         left: false,
         ip,
