@@ -1,64 +1,14 @@
 #!/usr/bin/env bash
 # Starts openvidu-server on an ephemeral port and runs the openvidu-node-client suite against it.
-#   OPENVIDU_SERVER_BIN  server binary (default target/debug/openvidu-server, relative to the repo root)
+#   OPENVIDU_SERVER_BIN, E2E_SERVER_LOG  see ../lib/server.sh
 #   E2E_TIMEOUT          seconds allowed for `npm test` (default 300)
 set -euo pipefail
-
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../../.." && pwd)"
-bin="${OPENVIDU_SERVER_BIN:-target/debug/openvidu-server}"
-[[ "$bin" == /* ]] || bin="$root/$bin"
-if [[ ! -x "$bin" ]]; then
-  echo "run.sh: server binary not found: $bin (run cargo build first)" >&2
-  exit 1
-fi
+source "$here/../lib/server.sh"
 
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  local rc=$?
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  if [[ $rc -ne 0 ]]; then
-    echo "----- openvidu-server stdout -----"; cat "$work/server.out" 2>/dev/null || true
-    echo "----- openvidu-server stderr -----"; cat "$work/server.err" 2>/dev/null || true
-    echo "----- end of server log -----"
-  fi
-  rm -rf "$work"
-  exit $rc
-}
-trap cleanup EXIT
-
-secret="e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 mkdir "$work/recordings"
-OPENVIDU_SECRET="$secret" HTTPS_PORT=0 DOMAIN_OR_PUBLIC_IP=127.0.0.1 \
-  OPENVIDU_RECORDING=true OPENVIDU_RECORDING_PATH="$work/recordings" \
-  "$bin" >"$work/server.out" 2>"$work/server.err" </dev/null &
-server_pid=$!
+start_openvidu_server OPENVIDU_RECORDING=true OPENVIDU_RECORDING_PATH="$work/recordings"
 
-# Wait for the one readiness line: "openvidu-server listening on https://127.0.0.1:PORT".
-url=""
-deadline=$((SECONDS + 30))
-while :; do
-  url="$(sed -n 's#^openvidu-server listening on \(https://[^[:space:]]*\)[[:space:]]*$#\1#p' "$work/server.out" | head -n 1)"
-  [[ -n "$url" ]] && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "run.sh: openvidu-server exited before it was ready" >&2
-    exit 1
-  fi
-  if ((SECONDS >= deadline)); then
-    echo "run.sh: openvidu-server did not print its listening line within 30 s" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-echo "run.sh: openvidu-server ready at $url (pid $server_pid)"
-
-export OV_URL="$url" OV_SECRET="$secret"
 cd "$here"
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
 timeout "${E2E_TIMEOUT:-300}" npm test

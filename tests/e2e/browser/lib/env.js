@@ -1,50 +1,9 @@
 'use strict';
 // Server under test (OV_URL / OV_SECRET, set by run.sh) and its REST API.
-const https = require('node:https');
-const crypto = require('node:crypto');
+const { OV_URL, OV_SECRET, basicAuth, uniqueId, raw } = require('../../lib/rest');
 
-const OV_URL = process.env.OV_URL;
-const OV_SECRET = process.env.OV_SECRET;
-if (!OV_URL || !OV_SECRET) {
-  throw new Error('OV_URL and OV_SECRET must be set (use tests/e2e/browser/run.sh)');
-}
 // Media tests (publish/subscribe, decoded frames) run only with E2E_MEDIA=1.
 const MEDIA = process.env.E2E_MEDIA === '1';
-
-function basicAuth(secret = OV_SECRET) {
-  return 'Basic ' + Buffer.from('OPENVIDUAPP:' + secret).toString('base64');
-}
-
-function uniqueId(prefix) {
-  return `${prefix}-${crypto.randomBytes(5).toString('hex')}`;
-}
-
-// HTTPS request to the server (self-signed certificate accepted). Resolves to { status, headers, text, json() }.
-function raw(method, path, { body, auth = true, headers = {} } = {}) {
-  const url = new URL(path, OV_URL);
-  const h = { ...headers };
-  if (auth) h.Authorization = basicAuth();
-  let payload;
-  if (body !== undefined) {
-    payload = typeof body === 'string' ? body : JSON.stringify(body);
-    h['Content-Type'] = h['Content-Type'] || 'application/json';
-    h['Content-Length'] = Buffer.byteLength(payload);
-  }
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { method, headers: h, rejectUnauthorized: false, timeout: 10000 }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
 
 async function expectStatus(res, code, what) {
   if (res.status !== code) throw new Error(`${what}: HTTP ${res.status} (expected ${code}): ${res.text}`);
