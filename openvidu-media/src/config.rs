@@ -57,6 +57,30 @@ pub struct MediaConfig {
     /// Time spent disconnected before the endpoint fails ([`MediaEvent::Failed`](crate::MediaEvent::Failed)).
     /// Default 25 s.
     pub ice_failed_timeout: Duration,
+    /// Recording settings.
+    pub recording: RecordingConfig,
+}
+
+/// How the node records.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RecordingConfig {
+    /// The `ffmpeg` program the COMPOSED recorder decodes, mixes and encodes with. Default:
+    /// `ffmpeg` from `PATH`.
+    pub ffmpeg: std::path::PathBuf,
+    /// Encoder processes kept started and waiting, per (resolution, frame rate) in
+    /// [`warm_formats`](Self::warm_formats), so a COMPOSED recording does not wait for FFmpeg
+    /// to start. Default 1; 0 disables the warm start.
+    pub warm_encoders: usize,
+    /// The (width, height, frame rate) formats kept warm. Default: OpenVidu's default
+    /// 1280x720 at 25 fps.
+    pub warm_formats: Vec<(u32, u32, u32)>,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self { ffmpeg: "ffmpeg".into(), warm_encoders: 1, warm_formats: vec![(1280, 720, 25)] }
+    }
 }
 
 impl Default for MediaConfig {
@@ -73,6 +97,7 @@ impl Default for MediaConfig {
             remb_interval: Duration::from_secs(1),
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(25),
+            recording: RecordingConfig::default(),
         }
     }
 }

@@ -76,17 +76,19 @@ mod keyframe;
 mod local;
 mod node;
 mod publisher;
+mod recording;
 mod router;
 mod sdp;
 mod subscriber;
 mod transport;
 
-pub use config::{MediaConfig, UdpPorts};
+pub use config::{MediaConfig, RecordingConfig, UdpPorts};
 pub use engine::MediaEngine;
 pub use keyframe::{KeyframeLimiter, KeyframeOut};
 pub use local::LocalMediaNode;
 pub use node::{EndpointId, IceCandidate, LoadReport, MediaError, MediaEvent, MediaNode, PublishOptions};
 pub use publisher::Publisher;
+pub use recording::{ComposerPool, RecordedStream, RecordingKind, RecordingReport, RecordingSpec};
 pub use router::Router;
 pub use subscriber::Subscriber;
 

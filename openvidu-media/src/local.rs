@@ -1,15 +1,17 @@
 //! [`LocalMediaNode`]: the media engine in the master's process, behind the [`MediaNode`] trait.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use openvidu_core::id::{ConnectionId, MediaNodeId, SessionId, StreamId};
+use openvidu_core::id::{ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::MediaConfig;
 use crate::endpoint::lock;
 use crate::engine::MediaEngine;
 use crate::node::{EndpointId, IceCandidate, LoadReport, MediaError, MediaEvent, MediaNode, PublishOptions};
+use crate::recording::tap::StreamTap;
+use crate::recording::{ActiveRecording, ComposerPool, RecordedStream, RecordingReport, RecordingSpec};
 use crate::router::Router;
 
 /// A media node running in-process: a [`MediaEngine`] and one [`Router`] per session, addressed
@@ -22,17 +24,27 @@ pub struct LocalMediaNode {
     id: MediaNodeId,
     engine: MediaEngine,
     routers: Mutex<HashMap<SessionId, Router>>,
+    composer: ComposerPool,
+    recordings: Mutex<HashMap<RecordingId, RunningRecording>>,
+}
+
+/// A recording and the session it records.
+#[derive(Clone)]
+struct RunningRecording {
+    session: SessionId,
+    recorder: Arc<ActiveRecording>,
 }
 
 impl LocalMediaNode {
     /// Starts a node with `config`; its endpoints report on `events`. Must be called inside a
     /// tokio runtime. The node id is `media_` plus random characters (see [`with_id`](Self::with_id)).
     pub fn new(config: MediaConfig, events: UnboundedSender<MediaEvent>) -> Result<Self, MediaError> {
+        let composer = ComposerPool::new(&config.recording);
         let engine = MediaEngine::new(config, events)?;
         let suffix: String =
             rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric).take(10).map(char::from).collect();
         let id = MediaNodeId::parse(&format!("media_{suffix}")).map_err(|e| MediaError::Config(e.to_string()))?;
-        Ok(Self { id, engine, routers: Mutex::default() })
+        Ok(Self { id, engine, routers: Mutex::default(), composer, recordings: Mutex::default() })
     }
 
     /// The same node under another id.
@@ -58,6 +70,21 @@ impl LocalMediaNode {
 
     fn existing(&self, session: &SessionId) -> Result<Router, MediaError> {
         self.router(session).ok_or_else(|| MediaError::NoRouter(session.clone()))
+    }
+
+    fn recording(&self, session: &SessionId, id: &RecordingId) -> Result<Arc<ActiveRecording>, MediaError> {
+        match lock(&self.recordings).get(id) {
+            Some(r) if &r.session == session => Ok(r.recorder.clone()),
+            _ => Err(MediaError::RecordingNotFound(id.clone())),
+        }
+    }
+
+    /// Taps the publisher of `stream` for a recorder.
+    fn tap(&self, session: &SessionId, stream: RecordedStream) -> Result<StreamTap, MediaError> {
+        let router = self.existing(session)?;
+        let publisher =
+            router.publisher(&stream.stream).ok_or_else(|| MediaError::StreamNotFound(stream.stream.clone()))?;
+        Ok(StreamTap::new(stream, &publisher))
     }
 }
 
@@ -191,6 +218,71 @@ impl MediaNode for LocalMediaNode {
         let (publishers, subscribers) =
             routers.iter().map(Router::endpoint_counts).fold((0, 0), |(p, s), (rp, rs)| (p + rp, s + rs));
         LoadReport { routers: routers.len(), publishers, subscribers, cpu_load: cpu_load() }
+    }
+
+    async fn start_recording(&self, spec: RecordingSpec, streams: Vec<RecordedStream>) -> Result<(), MediaError> {
+        let (session, id) = (spec.session.clone(), spec.id.clone());
+        let _router = self.existing(&session)?;
+        if lock(&self.recordings).contains_key(&id) {
+            return Err(MediaError::RecordingExists(id));
+        }
+        let taps = streams.into_iter().map(|s| self.tap(&session, s)).collect::<Result<Vec<_>, _>>()?;
+        let recorder = Arc::new(ActiveRecording::start(spec, &self.composer, self.engine.events()).await?);
+        for tap in taps {
+            let stream = tap.info.stream.clone();
+            if let Err(e) = recorder.add_stream(tap) {
+                tracing::warn!(%session, recording_id = %id, %stream, error = %e, "stream not recorded");
+            }
+        }
+        let previous = lock(&self.recordings)
+            .insert(id.clone(), RunningRecording { session: session.clone(), recorder: recorder.clone() });
+        if let Some(previous) = previous {
+            // Started twice concurrently: keep the first one.
+            lock(&self.recordings).insert(id.clone(), previous);
+            let _ = recorder.stop().await;
+            return Err(MediaError::RecordingExists(id));
+        }
+        tracing::info!(%session, recording_id = %id, "recording started");
+        Ok(())
+    }
+
+    async fn record_stream(
+        &self,
+        session: &SessionId,
+        recording: &RecordingId,
+        stream: RecordedStream,
+    ) -> Result<(), MediaError> {
+        let recorder = self.recording(session, recording)?;
+        recorder.add_stream(self.tap(session, stream)?)
+    }
+
+    async fn stop_recording_stream(
+        &self,
+        session: &SessionId,
+        recording: &RecordingId,
+        stream: &StreamId,
+    ) -> Result<(), MediaError> {
+        let recorder = self.recording(session, recording)?;
+        let stream = stream.clone();
+        detached(async move {
+            recorder.remove_stream(&stream).await;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stop_recording(
+        &self,
+        session: &SessionId,
+        recording: &RecordingId,
+    ) -> Result<RecordingReport, MediaError> {
+        self.recording(session, recording)?;
+        let Some(running) = lock(&self.recordings).remove(recording) else {
+            return Err(MediaError::RecordingNotFound(recording.clone()));
+        };
+        let report = detached(async move { running.recorder.stop().await }).await;
+        tracing::info!(%session, recording_id = %recording, ok = report.is_ok(), "recording stopped");
+        report
     }
 }
 

@@ -4,8 +4,10 @@
 //! A master talks to a media node only through these types, whether the node runs in-process
 //! ([`LocalMediaNode`](crate::LocalMediaNode)) or in another process.
 
-use openvidu_core::id::{ConnectionId, MediaNodeId, SessionId, StreamId};
+use openvidu_core::id::{ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId};
 use openvidu_core::model::VideoCodec;
+
+use crate::recording::{RecordedStream, RecordingReport, RecordingSpec};
 
 /// Which media endpoint an ICE candidate or event belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -125,6 +127,17 @@ pub enum MediaEvent {
         /// What happened, for logs.
         reason: String,
     },
+    /// A recording cannot go on (disk full, unwritable folder, composer died). Its files are
+    /// closed cleanly; the master marks it `failed` and should call
+    /// [`MediaNode::stop_recording`] to release it.
+    RecordingFailed {
+        /// The recorded session.
+        session: SessionId,
+        /// The recording.
+        recording: RecordingId,
+        /// What happened.
+        reason: String,
+    },
 }
 
 /// How busy a media node is, for choosing the least loaded one.
@@ -176,6 +189,18 @@ pub enum MediaError {
     /// The node's configuration cannot be used (e.g. a port cannot be bound).
     #[error("media node configuration error: {0}")]
     Config(String),
+    /// No such recording runs on this node.
+    #[error("recording {0} is not running on this node")]
+    RecordingNotFound(RecordingId),
+    /// The recording is already running.
+    #[error("recording {0} is already running")]
+    RecordingExists(RecordingId),
+    /// Writing or processing the recording failed (disk full, unwritable path, encoder error).
+    #[error("recording error: {0}")]
+    Recording(String),
+    /// Something this node does not do (e.g. CUSTOM recording layouts).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// A bug in the node or the WebRTC stack (a task panicked); the call had no effect.
     #[error("internal media node error: {0}")]
     Internal(String),
@@ -193,7 +218,12 @@ impl MediaError {
             Self::AlreadyPublishing(_) => 106,
             Self::Sdp(_) | Self::IceCandidate(_) | Self::Webrtc(_) => 302,
             Self::ForcedCodecNotFound(_) => 800,
-            Self::Config(_) | Self::Internal(_) => 999,
+            Self::RecordingNotFound(_) => 203,
+            Self::RecordingExists(_)
+            | Self::Recording(_)
+            | Self::Unsupported(_)
+            | Self::Config(_)
+            | Self::Internal(_) => 999,
         }
     }
 
@@ -285,6 +315,33 @@ pub trait MediaNode: Send + Sync + 'static {
 
     /// Counts and CPU load.
     async fn load(&self) -> LoadReport;
+
+    /// Starts recording `session` as `spec` says, with `streams` (those published now whose
+    /// connection records). The folder must exist. Fails with [`MediaError::Recording`] when
+    /// the folder cannot be written, [`MediaError::Unsupported`] for a CUSTOM layout.
+    async fn start_recording(&self, spec: RecordingSpec, streams: Vec<RecordedStream>) -> Result<(), MediaError>;
+
+    /// Adds a stream that started publishing during the recording.
+    async fn record_stream(
+        &self,
+        session: &SessionId,
+        recording: &RecordingId,
+        stream: RecordedStream,
+    ) -> Result<(), MediaError>;
+
+    /// Ends the part of a stream that stopped publishing (its file is closed cleanly; the
+    /// same stream recorded again later gets a new file).
+    async fn stop_recording_stream(
+        &self,
+        session: &SessionId,
+        recording: &RecordingId,
+        stream: &StreamId,
+    ) -> Result<(), MediaError>;
+
+    /// Stops the recording, finishes its files and reports them. Always releases the
+    /// recording, even when finishing fails (then the error says why).
+    async fn stop_recording(&self, session: &SessionId, recording: &RecordingId)
+    -> Result<RecordingReport, MediaError>;
 }
 
 #[allow(dead_code)]

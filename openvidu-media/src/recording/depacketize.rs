@@ -1,0 +1,1 @@
+//! RTP → whole frames: reordering, reassembly, keyframe detection and unwrapped timestamps.

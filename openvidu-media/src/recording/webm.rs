@@ -1,0 +1,1 @@
+//! A streaming WebM (Matroska) muxer.
