@@ -67,6 +67,16 @@ impl TrackFanout {
         self.packets.subscribe()
     }
 
+    /// The fan-out's sender (to make more receivers later, e.g. for a recorder).
+    pub(crate) fn sender(&self) -> broadcast::Sender<rtp::Packet> {
+        self.packets.clone()
+    }
+
+    /// Where keyframe requests for this track go (`None` for audio).
+    pub(crate) fn keyframe_sender(&self) -> Option<mpsc::UnboundedSender<()>> {
+        self.keyframes.clone()
+    }
+
     /// Asks the publisher for a keyframe (rate-limited; a no-op for audio).
     pub(crate) fn request_keyframe(&self) {
         if let Some(tx) = &self.keyframes {

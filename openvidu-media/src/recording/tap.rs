@@ -1,14 +1,12 @@
 //! A recorder's view of a published stream: a receiver of every RTP packet of each track (the
 //! same fan-out the subscribers read) and a way to ask the publisher for a keyframe.
 
-use std::sync::Arc;
-
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::RecordedStream;
-use crate::publisher::{Publisher, TrackFanout};
+use crate::publisher::Publisher;
 
 /// A codec a recorder understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,24 +45,33 @@ pub(crate) struct TrackTap {
     /// Every packet the publisher sends from now on. A lagging receiver loses the oldest
     /// packets (`RecvError::Lagged`) and must wait for the next keyframe.
     pub(crate) packets: broadcast::Receiver<rtp::Packet>,
-    fanout: Arc<TrackFanout>,
+    sender: broadcast::Sender<rtp::Packet>,
+    keyframes: Option<mpsc::UnboundedSender<()>>,
 }
 
 impl TrackTap {
+    /// A tap on `sender`'s packets from now on; keyframe requests go to `keyframes`. Tests
+    /// build taps on their own channels with this.
+    pub(crate) fn new(
+        codec: RecordedCodec,
+        clock_rate: u32,
+        sender: broadcast::Sender<rtp::Packet>,
+        keyframes: Option<mpsc::UnboundedSender<()>>,
+    ) -> Self {
+        Self { codec, clock_rate, packets: sender.subscribe(), sender, keyframes }
+    }
+
     /// Asks the publisher for a keyframe (rate-limited by the node; a no-op for audio).
     pub(crate) fn request_keyframe(&self) {
-        self.fanout.request_keyframe();
+        if let Some(tx) = &self.keyframes {
+            let _ = tx.send(());
+        }
     }
 
     /// A second receiver of the same track, from now on (for a recorder that decodes
     /// audio and video in separate workers).
     pub(crate) fn resubscribe(&self) -> Self {
-        Self {
-            codec: self.codec,
-            clock_rate: self.clock_rate,
-            packets: self.fanout.subscribe(),
-            fanout: self.fanout.clone(),
-        }
+        Self::new(self.codec, self.clock_rate, self.sender.clone(), self.keyframes.clone())
     }
 }
 
@@ -85,12 +92,8 @@ impl StreamTap {
                     "track codec cannot be recorded");
                 continue;
             };
-            let track = TrackTap {
-                codec,
-                clock_rate: fanout.codec.rtp_codec.clock_rate,
-                packets: fanout.subscribe(),
-                fanout: fanout.clone(),
-            };
+            let track =
+                TrackTap::new(codec, fanout.codec.rtp_codec.clock_rate, fanout.sender(), fanout.keyframe_sender());
             match fanout.kind {
                 RtpCodecKind::Video => tap.video = Some(track),
                 _ => tap.audio = Some(track),
