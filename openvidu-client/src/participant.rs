@@ -6,8 +6,9 @@
 //! `onIceCandidate`/`iceCandidate`, signals, `ping` every 5 s, `connect` after a socket
 //! reconnection) and runs its peer connections with the `webrtc` crate. Media is synthetic (VP8
 //! and Opus RTP payloads stamped with their send time, so that receivers measure the forwarding
-//! latency) or real VP8 frames from an IVF file; nothing is decoded. That makes it cheap enough
-//! to run a hundred bots in one process, for tests and load benchmarks.
+//! latency) or real, decodable media from files ([`MediaSource::Files`]: VP8 frames from an IVF
+//! file, Opus packets from an Ogg file); nothing is encoded or decoded. That makes it cheap
+//! enough to run a hundred bots in one process, for tests and load benchmarks.
 //!
 //! ## How to start
 //!
@@ -50,6 +51,7 @@
 
 mod error;
 mod events;
+mod files;
 mod media;
 mod rpc;
 mod stats;
@@ -66,7 +68,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use openvidu_core::id::{ConnectionId, SessionId, StreamId, Token, TypeOfVideo};
 use openvidu_core::model::OpenViduRole;
 use openvidu_core::wire::rpc::{
@@ -200,6 +201,24 @@ pub enum MediaSource {
     /// Real VP8 frames from an IVF file, paced by its timebase and looped (audio, if
     /// published, is synthetic). These packets carry no send time.
     IvfFile(PathBuf),
+    /// Real media from files, each track paced in real time by the file's own timing and
+    /// looped: what recordings can decode. These packets carry no send time.
+    ///
+    /// A track that [`PublishOptions`] requests must have its file here, else
+    /// [`publish`](Participant::publish) fails with [`ParticipantError::MediaSource`]; the file
+    /// of a track not requested is not read. Files are read and checked when publishing.
+    ///
+    /// Such files come from ffmpeg, e.g. (`scripts/test-media` makes both):
+    /// `ffmpeg -f lavfi -i testsrc=size=320x240:rate=15 -t 10 -c:v libvpx -g 15 video.ivf` and
+    /// `ffmpeg -f lavfi -i sine=frequency=440:sample_rate=48000 -t 10 -ac 2 -c:a libopus audio.ogg`.
+    Files {
+        /// An IVF file of VP8 frames, one per timebase tick (as [`MediaSource::IvfFile`]).
+        video: Option<PathBuf>,
+        /// An Ogg Opus file (RFC 7845): its audio packets are sent one per RTP packet, each
+        /// after the previous one's duration (read from the packet's TOC; 20 ms for ffmpeg's
+        /// libopus).
+        audio: Option<PathBuf>,
+    },
 }
 
 /// Options of [`Participant::publish`].
@@ -610,23 +629,14 @@ impl Participant {
 
     /// Publishes a stream: a send-only peer connection with a VP8 and/or Opus track fed from
     /// `options.source`, negotiated with `publishVideo` (this client offers). Returns the stream
-    /// id.
+    /// id. The source's files are read and checked first: a missing, unreadable or malformed
+    /// file (or a requested track without one) fails with [`ParticipantError::MediaSource`].
     pub async fn publish(&self, options: PublishOptions) -> Result<StreamId, ParticipantError> {
         self.check_open()?;
         if !options.audio && !options.video {
             return Err(ParticipantError::Config("nothing to publish: audio and video are both off".into()));
         }
-        let ivf = match &options.source {
-            MediaSource::IvfFile(path) if options.video => {
-                let data = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| ParticipantError::MediaSource(format!("{}: {e}", path.display())))?;
-                let data = Bytes::from(data);
-                let info = media::check_ivf(&data)?;
-                Some((data, info))
-            }
-            _ => None,
-        };
+        let files = files::load(&options.source, options.audio, options.video).await?;
         if let Some(p) = &lock(&self.inner.state).publisher {
             return Err(ParticipantError::AlreadyPublishing(p.stream_id.clone()));
         }
@@ -645,7 +655,7 @@ impl Participant {
             }
             state.publisher = Some(LocalPublisher { endpoint: endpoint.clone(), stream_id: None });
         }
-        match self.negotiate_publisher(&endpoint, &options, ivf).await {
+        match self.negotiate_publisher(&endpoint, &options, files).await {
             Ok(stream) => {
                 if let Some(p) = lock(&self.inner.state).publisher.as_mut().filter(|p| p.endpoint.same(&endpoint)) {
                     p.stream_id = Some(stream.clone());
@@ -670,22 +680,22 @@ impl Participant {
         &self,
         endpoint: &Endpoint,
         options: &PublishOptions,
-        ivf: Option<(Bytes, media::IvfInfo)>,
+        files: files::LoadedMedia,
     ) -> Result<StreamId, ParticipantError> {
         let pc = endpoint.pc();
         let label = self.inner.me.to_string();
         let audio = match options.audio {
-            true => Some(media::add_send_track(pc, RtpCodecKind::Audio, &label, false).await?),
+            true => Some(media::add_send_track(pc, RtpCodecKind::Audio, &label, files.audio.is_some()).await?),
             false => None,
         };
         let video = match options.video {
-            true => Some(media::add_send_track(pc, RtpCodecKind::Video, &label, ivf.is_some()).await?),
+            true => Some(media::add_send_track(pc, RtpCodecKind::Video, &label, files.video.is_some()).await?),
             false => None,
         };
         let offer = pc.create_offer(None).await.map_err(ParticipantError::webrtc)?;
         let sdp = offer.sdp.clone();
         pc.set_local_description(offer).await.map_err(ParticipantError::webrtc)?;
-        let (frame_rate, width, height) = match (&options.source, &ivf) {
+        let (frame_rate, width, height) = match (&options.source, &files.video) {
             (_, Some((_, info))) => {
                 let fps = (1.0 / info.period.as_secs_f64()).round() as i64;
                 (fps, info.width, info.height)
@@ -713,7 +723,7 @@ impl Participant {
             })?;
         endpoint.set_remote(RTCSessionDescription::answer(answer).map_err(ParticipantError::webrtc)?).await?;
         endpoint.release_candidates(&sdp);
-        media::start_sending(endpoint, audio, video, &options.source, ivf.map(|(data, _)| data)).await?;
+        media::start_sending(endpoint, audio, video, &options.source, files).await?;
         Ok(stream)
     }
 

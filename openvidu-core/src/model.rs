@@ -497,3 +497,29 @@ pub struct Recording {
     /// How it is recorded; `name` is the final name (the id when none was given).
     pub properties: RecordingProperties,
 }
+
+impl Recording {
+    /// A recording of `session` starting at `created_at`: status `starting`, nothing written
+    /// yet. An empty `properties.name` becomes the id.
+    pub fn starting(
+        id: RecordingId,
+        session: &Session,
+        created_at: Millis,
+        mut properties: RecordingProperties,
+    ) -> Self {
+        if properties.name.is_empty() {
+            properties.name = id.to_string();
+        }
+        Self {
+            id,
+            session_id: session.id.clone(),
+            unique_session_id: Some(session.unique_session_id()),
+            created_at,
+            size: 0,
+            duration: 0.0,
+            url: None,
+            status: RecordingStatus::Starting,
+            properties,
+        }
+    }
+}

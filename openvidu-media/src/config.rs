@@ -68,9 +68,13 @@ pub struct RecordingConfig {
     /// The `ffmpeg` program the COMPOSED recorder decodes, mixes and encodes with. Default:
     /// `ffmpeg` from `PATH`.
     pub ffmpeg: std::path::PathBuf,
+    /// The `ffprobe` program the COMPOSED recorder measures its output with. Default: `ffprobe`
+    /// from `PATH`.
+    pub ffprobe: std::path::PathBuf,
     /// Encoder processes kept started and waiting, per (resolution, frame rate) in
-    /// [`warm_formats`](Self::warm_formats), so a COMPOSED recording does not wait for FFmpeg
-    /// to start. Default 1; 0 disables the warm start.
+    /// [`warm_formats`](Self::warm_formats) (plus as many AAC encoders for the audio of the
+    /// MP4), so a COMPOSED recording does not wait for FFmpeg to start. Default 1; 0 disables
+    /// the warm start.
     pub warm_encoders: usize,
     /// The (width, height, frame rate) formats kept warm. Default: OpenVidu's default
     /// 1280x720 at 25 fps.
@@ -79,7 +83,12 @@ pub struct RecordingConfig {
 
 impl Default for RecordingConfig {
     fn default() -> Self {
-        Self { ffmpeg: "ffmpeg".into(), warm_encoders: 1, warm_formats: vec![(1280, 720, 25)] }
+        Self {
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+            warm_encoders: 1,
+            warm_formats: vec![(1280, 720, 25)],
+        }
     }
 }
 

@@ -173,6 +173,9 @@ pub struct Args {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "OPENVIDU_MAX_REQUEST_BODY", default_value_t = 1 << 20)]
     pub openvidu_max_request_body: usize,
+    /// Redis URL (`redis://host:port/db`) of the state shared by several masters; unset = in memory.
+    #[arg(long, env = "OPENVIDU_HA_REDIS_URL", hide_env_values = true)]
+    pub openvidu_ha_redis_url: Option<String>,
 }
 
 /// Webhook settings.
@@ -248,6 +251,8 @@ pub struct Config {
     pub reconnection_window: Duration,
     /// Proxies whose forwarding headers give the client address.
     pub trusted_proxies: Vec<IpNet>,
+    /// OPENVIDU_HA_REDIS_URL: the Redis holding the state shared by several masters (None = in memory).
+    pub ha_redis_url: Option<String>,
 }
 
 /// An IP network in CIDR form (`10.0.0.0/8`, `::1/128`, or a bare address).
@@ -327,6 +332,7 @@ impl Config {
             webrtc_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             webrtc_udp_port: 0,
             demo: false,
+            ha_redis_url: None,
         }
     }
 
@@ -340,6 +346,12 @@ impl Config {
                 .map_err(|e| invalid("OPENVIDU_PUBLICURL", format!("{url:?} is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(invalid("OPENVIDU_PUBLICURL", "must start with https:// or http://"));
+            }
+        }
+        if let Some(url) = &self.ha_redis_url {
+            let scheme = url::Url::parse(url).map(|u| u.scheme().to_owned()).unwrap_or_default();
+            if !matches!(scheme.as_str(), "redis" | "redis+unix" | "unix") {
+                return Err(invalid("OPENVIDU_HA_REDIS_URL", "must be a URL redis://host[:port][/db]"));
             }
         }
         Ok(())
@@ -445,6 +457,7 @@ impl TryFrom<Args> for Config {
                 .filter(|p| !p.trim().is_empty())
                 .map(|p| p.parse().map_err(|e: String| invalid("OPENVIDU_TRUSTED_PROXIES", e)))
                 .collect::<Result<_, _>>()?,
+            ha_redis_url: a.openvidu_ha_redis_url.filter(|u| !u.trim().is_empty()),
         };
         config.validate()?;
         Ok(config)

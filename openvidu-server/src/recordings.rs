@@ -109,6 +109,22 @@ impl RecordingFolder {
         Ok(())
     }
 
+    /// Seals the recordings a previous run of a single master left in progress (it died while
+    /// recording): they become `failed`, so they can be listed, downloaded as far as written, and
+    /// deleted. Returns their ids. Only for a master that records alone (in-memory store).
+    pub async fn seal_interrupted(&self) -> Result<Vec<RecordingId>, RecordingStoreError> {
+        let mut sealed = Vec::new();
+        for mut r in self.list().await? {
+            if matches!(r.status, RecordingStatus::Starting | RecordingStatus::Started | RecordingStatus::Stopped) {
+                tracing::warn!(recording_id = %r.id, status = ?r.status, "recording interrupted by a restart: failed");
+                r.status = RecordingStatus::Failed;
+                self.save(&r).await?;
+                sealed.push(r.id);
+            }
+        }
+        Ok(sealed)
+    }
+
     /// Deletes a finished recording's folder.
     pub async fn delete(&self, id: &RecordingId) -> Result<(), RecordingStoreError> {
         let r = self.get(id).await?;
@@ -117,6 +133,25 @@ impl RecordingFolder {
         }
         tokio::fs::remove_dir_all(self.root.join(id.as_str())).await?;
         Ok(())
+    }
+
+    /// Takes the first free recording id of a session and creates its folder, atomically on
+    /// this file system (a folder created concurrently makes it try the next id).
+    pub async fn allocate(&self, session: &SessionId) -> Result<RecordingId, RecordingStoreError> {
+        tokio::fs::create_dir_all(&self.root).await?;
+        loop {
+            let id = self.next_id(session).await;
+            match tokio::fs::create_dir(self.root.join(id.as_str())).await {
+                Ok(()) => return Ok(id),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The folder of a recording.
+    pub fn folder_of(&self, id: &RecordingId) -> PathBuf {
+        self.root.join(id.as_str())
     }
 
     /// The first free recording id of a session, checked against the folders on disk.
@@ -184,6 +219,9 @@ mod tests {
 
         let started = RecordingId::parse("ses_A-1").unwrap();
         assert!(matches!(folder.delete(&started).await, Err(RecordingStoreError::InProgress(_))));
+        assert_eq!(folder.seal_interrupted().await.unwrap(), std::slice::from_ref(&started));
+        assert_eq!(folder.get(&started).await.unwrap().status, RecordingStatus::Failed);
+        assert!(folder.seal_interrupted().await.unwrap().is_empty());
         folder.delete(&ready.id).await.unwrap();
         assert!(matches!(folder.get(&ready.id).await, Err(RecordingStoreError::NotFound(_))));
     }

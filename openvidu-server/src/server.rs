@@ -14,7 +14,7 @@ use openvidu_media::{LocalMediaNode, MediaConfig, MediaError, MediaNode, UdpPort
 use crate::config::{Config, ConfigError};
 use crate::events::{Events, QUEUE_CAPACITY};
 use crate::service::OpenViduService;
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 use crate::tls::{TlsError, TlsMaterial};
 use crate::{cdr, rest, webhook};
 
@@ -39,6 +39,9 @@ pub enum ServerError {
     /// The media engine could not start.
     #[error("media engine: {0}")]
     Media(#[from] MediaError),
+    /// The shared state store (OPENVIDU_HA_REDIS_URL) cannot be reached.
+    #[error("OPENVIDU_HA_REDIS_URL: {0}")]
+    Store(StoreError),
     /// The recordings folder is not usable.
     #[error("OPENVIDU_RECORDING_PATH {path}: {source}")]
     RecordingPath {
@@ -109,7 +112,7 @@ impl ServerBuilder {
         self.config.cdr_path = Some(path.into());
         self
     }
-    /// The state store (default: in memory).
+    /// The state store (default: Redis when `OPENVIDU_HA_REDIS_URL` is set, else in memory).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -129,6 +132,13 @@ impl ServerBuilder {
     pub async fn start(self) -> Result<RunningServer, ServerError> {
         let mut config = self.config;
         config.validate()?;
+        // A master alone with its in-memory state owns every recording in its folder.
+        let alone = self.store.is_none() && config.ha_redis_url.is_none();
+        let store: Arc<dyn Store> = match (self.store, &config.ha_redis_url) {
+            (Some(store), _) => store,
+            (None, Some(url)) => Arc::new(RedisStore::connect(url, "ov:").await.map_err(ServerError::Store)?),
+            (None, None) => Arc::new(MemoryStore::new()),
+        };
         let _ = rustls::crypto::ring::default_provider().install_default();
 
         let addr = SocketAddr::new(config.address, config.port);
@@ -162,6 +172,12 @@ impl ServerBuilder {
                 path: config.recording_path.display().to_string(),
                 source,
             })?;
+            if alone {
+                let folder = crate::recordings::RecordingFolder::new(config.recording_path.clone(), public_url.clone());
+                if let Err(e) = folder.seal_interrupted().await {
+                    tracing::warn!(error = %e, "checking the recordings left in progress");
+                }
+            }
         }
 
         let mut tasks = Vec::new();
@@ -187,7 +203,6 @@ impl ServerBuilder {
         };
 
         let config = Arc::new(config);
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
         let media: Arc<dyn MediaNode> = Arc::new(LocalMediaNode::new(media_config(&config), media_tx)?);
         let svc =
@@ -353,5 +368,9 @@ fn media_config(config: &Config) -> MediaConfig {
         m.video_max_send_bandwidth_kbps,
         m.video_min_send_bandwidth_kbps,
     ] = config.video_bandwidth;
+    // The COMPOSED encoder is kept warm only where recordings can happen.
+    if !config.recording {
+        m.recording.warm_encoders = 0;
+    }
     m
 }

@@ -7,17 +7,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openvidu_core::RequestError;
 use openvidu_core::id::{ConnectionId, IdGenerator, RecordingId, SessionId, StreamId, Token};
 use openvidu_core::model::{
-    Connection, ConnectionProperties, ConnectionType, EndReason, Millis, OpenViduRole, Recording, Session,
-    SessionProperties,
+    Connection, ConnectionProperties, ConnectionType, EndReason, Millis, OpenViduRole, Session, SessionProperties,
 };
-use openvidu_core::rules;
-use openvidu_core::wire::rest::{RecordingPropertiesJson, RequestDefaults};
+use openvidu_core::wire::rest::RequestDefaults;
 use openvidu_core::wire::webhook::{ParticipantInfo, SessionRef, WebhookEvent};
 use thiserror::Error;
 
 use openvidu_core::model::ActiveInfo;
 use openvidu_media::{MediaError, MediaNode};
 
+mod recording;
 mod streams;
 use openvidu_core::wire::rpc::Notification;
 pub use streams::PublishRequest;
@@ -26,6 +25,7 @@ use crate::config::Config;
 use crate::events::Events;
 use crate::participants::Participants;
 use crate::recordings::{RecordingFolder, RecordingStoreError};
+
 use crate::store::{ConnectionUpdate, SessionSnapshot, Store, StoreError};
 
 /// Milliseconds since the Unix epoch, now.
@@ -78,6 +78,12 @@ pub enum ServiceError {
     /// The recording is in progress.
     #[error("recording {0} is in progress")]
     RecordingInProgress(RecordingId),
+    /// The recording is still starting (stop answers 406).
+    #[error("recording {0} is starting")]
+    RecordingStarting(RecordingId),
+    /// The recording is not in progress (stop answers 409).
+    #[error("recording {0} is not in progress")]
+    RecordingNotInProgress(RecordingId),
     /// The media engine refused or failed.
     #[error("media: {0}")]
     Media(MediaError),
@@ -130,6 +136,7 @@ struct Inner {
     ws_url: String,
     participants: Participants,
     media: Arc<dyn MediaNode>,
+    recording: recording::RecordingState,
 }
 
 /// The master node's operations. Cheap to clone.
@@ -161,6 +168,7 @@ impl OpenViduService {
                 ws_url,
                 participants: Participants::default(),
                 media,
+                recording: recording::RecordingState::default(),
             }),
         }
     }
@@ -226,6 +234,8 @@ impl OpenViduService {
             self.inner.participants.remove(&c.id);
             self.emit_participant_left(&session_ref, c, now, reason);
         }
+        self.end_recording(id, reason, &snapshot.connections).await;
+        self.session_closed(id);
         if let Err(e) = self.inner.media.close_router(id).await {
             tracing::debug!(session_id = %id, error = %e, "closing the media router");
         }
@@ -378,8 +388,11 @@ impl OpenViduService {
             self.emit_participant_left(&SessionRef::from(&snap.session), &removed, now_ms(), reason);
         }
         tracing::info!(session_id = %session, connection_id = %connection, ?reason, "participant left");
-        if remaining.is_empty() {
-            // The last participant leaving closes the session (no recording keeps it alive yet).
+        if remaining.is_empty() && self.is_recording(session) {
+            // A recording keeps the session until the autostop countdown ends (spec §3.5).
+            self.start_countdown(session);
+        } else if remaining.is_empty() {
+            // Without a recording, the last participant leaving closes the session.
             match self.close_session(session, EndReason::LastParticipantLeft).await {
                 Ok(()) | Err(ServiceError::SessionNotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -452,47 +465,6 @@ impl OpenViduService {
             return Err(ServiceError::IpcamStream(stream.clone()));
         }
         self.unpublish(session, stream, reason).await
-    }
-
-    fn require_recording(&self) -> Result<&RecordingFolder, ServiceError> {
-        if self.config().recording { Ok(&self.inner.recordings) } else { Err(ServiceError::RecordingDisabled) }
-    }
-
-    /// Starts a recording (POST /recordings/start), checking in OpenVidu's order.
-    pub async fn start_recording(
-        &self,
-        session: &SessionId,
-        properties: &RecordingPropertiesJson,
-    ) -> Result<Recording, ServiceError> {
-        self.require_recording()?;
-        let snapshot = self.session(session).await?;
-        rules::check_recording_start(&snapshot.session, snapshot.active_connections().count())
-            .map_err(|r| ServiceError::RecordingRefused { session: session.clone(), status: r.status() })?;
-        let props = properties.over(&snapshot.session.properties.default_recording_properties);
-        rules::validate_recording_properties(&props)?;
-        Err(ServiceError::MediaUnavailable("Error starting recording: no media node is available to record".into()))
-    }
-
-    /// Stops a recording.
-    pub async fn stop_recording(&self, id: &RecordingId) -> Result<Recording, ServiceError> {
-        self.require_recording()?;
-        // Only recordings in progress on a media node can be stopped; none runs here yet.
-        Err(ServiceError::RecordingNotFound(id.clone()))
-    }
-
-    /// One recording.
-    pub async fn recording(&self, id: &RecordingId) -> Result<Recording, ServiceError> {
-        Ok(self.require_recording()?.get(id).await?)
-    }
-
-    /// Every recording.
-    pub async fn recordings(&self) -> Result<Vec<Recording>, ServiceError> {
-        Ok(self.require_recording()?.list().await?)
-    }
-
-    /// Deletes a recording.
-    pub async fn delete_recording(&self, id: &RecordingId) -> Result<(), ServiceError> {
-        Ok(self.require_recording()?.delete(id).await?)
     }
 
     /// Removes never-joined sessions older than the garbage threshold. OpenVidu CE emits no

@@ -33,6 +33,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::events::RemoteCandidate;
+use super::files::{LoadedMedia, OpusPacket};
 use super::rpc::{Rpc, lock};
 use super::stats::{Kind, StreamStats, TrackCounter};
 use super::synthetic;
@@ -464,24 +465,31 @@ async fn payload_type(sender: &Arc<dyn RtpSender>) -> Result<u8, ParticipantErro
         .ok_or_else(|| ParticipantError::WebRtc("the sender has no negotiated codec".into()))
 }
 
-/// Starts feeding the tracks of a negotiated publisher from `source`; `ivf` holds the IVF file's
-/// bytes for [`MediaSource::IvfFile`].
+/// Starts feeding the tracks of a negotiated publisher from `source`; `files` holds what
+/// [`files::load`](super::files::load) read for it (the IVF and Ogg files' contents). Tracks
+/// added packetized play the files, the others synthetic media.
 pub(crate) async fn start_sending(
     endpoint: &Endpoint,
     audio: Option<SendTrack>,
     video: Option<SendTrack>,
     source: &MediaSource,
-    ivf: Option<Bytes>,
+    files: LoadedMedia,
 ) -> Result<(), ParticipantError> {
     if let Some(track) = audio {
         let pt = payload_type(track.sender()).await?;
-        if let SendTrack::Rtp { track, ssrc, .. } = track {
-            endpoint.add_task(tokio::spawn(synthetic_audio(track, ssrc, pt)).abort_handle());
+        match (track, files.audio) {
+            (SendTrack::Sample { track, ssrc, .. }, Some(ogg)) => {
+                endpoint.add_task(tokio::spawn(ogg_audio(track, ssrc, pt, ogg.packets)).abort_handle());
+            }
+            (SendTrack::Rtp { track, ssrc, .. }, None) => {
+                endpoint.add_task(tokio::spawn(synthetic_audio(track, ssrc, pt)).abort_handle());
+            }
+            _ => return Err(ParticipantError::MediaSource("no source for the audio track".into())),
         }
     }
     if let Some(track) = video {
         let pt = payload_type(track.sender()).await?;
-        match (track, source, ivf) {
+        match (track, source, files.video.map(|(data, _)| data)) {
             (SendTrack::Sample { track, ssrc, .. }, _, Some(data)) => {
                 endpoint.add_task(tokio::spawn(ivf_video(track, ssrc, pt, data)).abort_handle());
             }
@@ -585,6 +593,33 @@ async fn ivf_video(track: Arc<TrackLocalStaticSample>, ssrc: u32, pt: u8, data: 
             tick.tick().await;
             let sample = Sample { data: frame.freeze(), duration: period, ..Sample::new(Instant::now()) };
             let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
+        }
+    }
+}
+
+/// How far a file's audio may fall behind its schedule (a stalled task) before the schedule
+/// restarts from now instead of catching up in a burst.
+const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
+
+/// Real Opus packets from an Ogg file, each sent when the previous one's duration elapsed
+/// (the packetizer advances the RTP timestamp by the same duration), looping at the end.
+async fn ogg_audio(track: Arc<TrackLocalStaticSample>, ssrc: u32, pt: u8, packets: Arc<[OpusPacket]>) {
+    if packets.is_empty() {
+        return;
+    }
+    let mut next = tokio::time::Instant::now();
+    loop {
+        for packet in packets.iter() {
+            tokio::time::sleep_until(next).await;
+            let sample = Sample { data: packet.data.clone(), duration: packet.duration, ..Sample::new(Instant::now()) };
+            // Errors before the connection is up (track not bound yet) are expected: drop it.
+            let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
+            next += packet.duration;
+            let now = tokio::time::Instant::now();
+            if now > next + MAX_AUDIO_LAG {
+                tracing::debug!(lag = ?(now - next), "Ogg audio fell behind; rescheduling from now");
+                next = now;
+            }
         }
     }
 }

@@ -4,12 +4,16 @@
 //!
 //! Run with `cargo test -p openvidu-client --features participant --test participant`.
 
+mod files;
 mod media;
 mod reconnection;
 mod session_events;
 mod signals;
 mod tls;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use openvidu_client::participant::{JoinOptions, MediaSource, Participant, ParticipantEvent, PublishOptions};
@@ -117,4 +121,40 @@ pub async fn receives(p: &Participant, publisher: &Participant) {
         a > a0 && v > v0
     })
     .await;
+}
+
+/// The media files of `scripts/test-media` in `target/test-media`, `(video.ivf, audio.ogg)`:
+/// 10 s of VP8 (320x240, 15 fps) and of Opus (48 kHz stereo, 20 ms packets). Generated here with
+/// ffmpeg as the script does when missing (into a temporary file renamed into place, so that
+/// concurrent tests and the script never see half a file).
+pub fn test_media() -> (PathBuf, PathBuf) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-media");
+    std::fs::create_dir_all(&dir).expect("target/test-media can be created");
+    let make = |name: &str, format: &str, args: &str| -> PathBuf {
+        let out = dir.join(name);
+        if std::fs::metadata(&out).is_ok_and(|m| m.len() > 0) {
+            return out;
+        }
+        let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y"])
+            .args(args.split_whitespace())
+            .args(["-f", format])
+            .arg(&tmp)
+            .status()
+            .unwrap_or_else(|e| panic!("ffmpeg runs (install it with scripts/install-deps): {e}"));
+        assert!(status.success(), "ffmpeg made {name}: {status}");
+        std::fs::rename(&tmp, &out).expect("the generated file is renamed into place");
+        out
+    };
+    let video = make(
+        "video.ivf",
+        "ivf",
+        "-f lavfi -i testsrc=size=320x240:rate=15 -t 10 -c:v libvpx -deadline realtime -g 15 -b:v 300k",
+    );
+    let audio =
+        make("audio.ogg", "ogg", "-f lavfi -i sine=frequency=440:sample_rate=48000 -t 10 -ac 2 -c:a libopus -b:a 32k");
+    (video, audio)
 }

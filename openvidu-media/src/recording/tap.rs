@@ -45,7 +45,6 @@ pub(crate) struct TrackTap {
     /// Every packet the publisher sends from now on. A lagging receiver loses the oldest
     /// packets (`RecvError::Lagged`) and must wait for the next keyframe.
     pub(crate) packets: broadcast::Receiver<rtp::Packet>,
-    sender: broadcast::Sender<rtp::Packet>,
     keyframes: Option<mpsc::UnboundedSender<()>>,
 }
 
@@ -58,7 +57,7 @@ impl TrackTap {
         sender: broadcast::Sender<rtp::Packet>,
         keyframes: Option<mpsc::UnboundedSender<()>>,
     ) -> Self {
-        Self { codec, clock_rate, packets: sender.subscribe(), sender, keyframes }
+        Self { codec, clock_rate, packets: sender.subscribe(), keyframes }
     }
 
     /// Asks the publisher for a keyframe (rate-limited by the node; a no-op for audio).
@@ -66,12 +65,6 @@ impl TrackTap {
         if let Some(tx) = &self.keyframes {
             let _ = tx.send(());
         }
-    }
-
-    /// A second receiver of the same track, from now on (for a recorder that decodes
-    /// audio and video in separate workers).
-    pub(crate) fn resubscribe(&self) -> Self {
-        Self::new(self.codec, self.clock_rate, self.sender.clone(), self.keyframes.clone())
     }
 }
 

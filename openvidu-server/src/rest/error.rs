@@ -67,7 +67,8 @@ impl From<ServiceError> for ApiError {
             E::RecordingRefused { status, .. } => {
                 Self::empty(StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT))
             }
-            E::RecordingInProgress(_) => Self::empty(StatusCode::CONFLICT),
+            E::RecordingInProgress(_) | E::RecordingNotInProgress(_) => Self::empty(StatusCode::CONFLICT),
+            E::RecordingStarting(_) => Self::empty(StatusCode::NOT_ACCEPTABLE),
             E::MediaUnavailable(m) => Self::with_message(StatusCode::INTERNAL_SERVER_ERROR, m),
             E::Media(m) => Self::with_message(StatusCode::INTERNAL_SERVER_ERROR, m.to_string()),
             E::AlreadyPublishing(_) => Self::empty(StatusCode::CONFLICT),

@@ -86,6 +86,7 @@ impl OpenViduService {
             webrtc: webrtc_info(&stream, connection, None, &publisher),
         });
         tracing::info!(session_id = %session, connection_id = %connection, stream_id = %stream, "published");
+        self.stream_published(session, connection, &publisher).await;
         Ok((answer, publisher))
     }
 
@@ -212,6 +213,7 @@ impl OpenViduService {
         reason: EndReason,
     ) -> Result<(), ServiceError> {
         let Unpublished { owner, publisher, subscribers } = self.inner.store.remove_publisher(session, stream).await?;
+        self.stream_unpublished(session, stream).await;
         if let Err(e) = self.inner.media.unpublish(session, stream).await {
             tracing::warn!(session_id = %session, stream_id = %stream, error = %e, "media unpublish failed");
         }
@@ -320,11 +322,15 @@ impl OpenViduService {
             .find(|p| &p.stream_id == stream)
             .ok_or_else(|| ServiceError::StreamNotFound(stream.clone()))?;
         let options = self.publish_options(&snapshot, me, sdp_offer, &publisher.media_options);
+        let publisher = publisher.clone();
+        self.stream_unpublished(session, stream).await;
         if let Err(e) = self.inner.media.unpublish(session, stream).await {
             tracing::debug!(session_id = %session, stream_id = %stream, error = %e, "republish: old endpoint");
         }
         let answer = self.inner.media.publish(session, stream, options).await?;
         tracing::info!(session_id = %session, stream_id = %stream, "publisher reconnected");
+        // The stream's recording goes on in a new file (`<streamId>-1.webm`).
+        self.stream_published(session, connection, &publisher).await;
         Ok(answer)
     }
 
@@ -354,6 +360,7 @@ impl OpenViduService {
             if let Ok(Unpublished { owner, publisher, subscribers }) =
                 self.inner.store.remove_publisher(session, &p.stream_id).await
             {
+                self.stream_unpublished(session, &p.stream_id).await;
                 if let Err(e) = self.inner.media.unpublish(session, &p.stream_id).await {
                     tracing::debug!(session_id = %session, stream_id = %p.stream_id, error = %e, "media unpublish");
                 }
@@ -403,6 +410,10 @@ impl OpenViduService {
             }
             MediaEvent::Failed { session, endpoint, reason } => {
                 tracing::info!(session_id = %session, %endpoint, %reason, "media endpoint failed");
+            }
+            MediaEvent::RecordingFailed { session, recording, reason } => {
+                let service = self.clone();
+                tokio::spawn(async move { service.recording_failed(&session, &recording, &reason).await });
             }
             _ => {}
         }

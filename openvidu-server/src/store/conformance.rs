@@ -42,6 +42,15 @@ pub(crate) async fn run(store: &dyn Store) {
     assert!(snap.session.active);
     assert_eq!(snap.active_connections().count(), 1);
 
+    // one recording per session, claimed atomically
+    assert_eq!(store.set_recording(&sid, true).await, Ok(false), "claims the recording");
+    assert_eq!(store.set_recording(&sid, true).await, Ok(true), "a second claim sees it taken");
+    assert!(store.session(&sid).await.unwrap().unwrap().session.recording);
+    assert_eq!(store.set_recording(&sid, false).await, Ok(true));
+    assert!(!store.session(&sid).await.unwrap().unwrap().session.recording);
+    let missing = ids.session_id();
+    assert_eq!(store.set_recording(&missing, true).await, Err(StoreError::SessionNotFound(missing)));
+
     // update
     let u = store.update_connection(&sid, &cid, Some(OpenViduRole::Moderator), None).await.unwrap();
     assert!(u.changed);

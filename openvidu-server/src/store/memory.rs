@@ -1,4 +1,5 @@
-//! The in-memory [`Store`]: one map behind one lock, so every method is trivially atomic.
+//! The in-memory [`Store`]: one map behind one lock, so every method is trivially atomic. The
+//! per-session rules live in [`super::transitions`], shared with the other stores.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,39 +7,14 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use openvidu_core::id::{ConnectionId, SessionId, StreamId, TokenId};
 use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Publisher, Session, Subscriber};
-use openvidu_core::rules;
 
+use super::transitions::{self, SessionDoc};
 use super::{ConnectionUpdate, SessionSnapshot, Store, StoreError, StreamProperty, Unpublished};
 
-fn connection_mut<'a>(
-    s: &'a mut State,
-    session: &SessionId,
-    connection: &ConnectionId,
-) -> Result<&'a mut Connection, StoreError> {
-    s.sessions
-        .get_mut(session)
-        .ok_or_else(|| StoreError::SessionNotFound(session.clone()))?
-        .connections
-        .iter_mut()
-        .find(|c| &c.id == connection)
-        .ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))
-}
-
+/// Every session, by id.
 #[derive(Default)]
 struct State {
-    sessions: HashMap<SessionId, SessionSnapshot>,
-    /// token → (session, connection) of pending connections.
-    tokens: HashMap<TokenId, (SessionId, ConnectionId)>,
-}
-
-impl State {
-    fn drop_tokens_of(&mut self, snapshot: &SessionSnapshot) {
-        for c in &snapshot.connections {
-            if let Some(t) = c.token.as_deref().and_then(|t| openvidu_core::id::Token::parse(t).ok()) {
-                self.tokens.remove(&t.token_id);
-            }
-        }
-    }
+    sessions: HashMap<SessionId, SessionDoc>,
 }
 
 /// State in this process's memory: the single-process default.
@@ -59,6 +35,21 @@ impl MemoryStore {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         Ok(f(&mut guard))
     }
+
+    /// Applies a transition to one session under the lock.
+    fn transition<R>(
+        &self,
+        session: &SessionId,
+        missing: impl FnOnce() -> StoreError,
+        f: impl FnOnce(&mut SessionDoc) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.with(|s| f(s.sessions.get_mut(session).ok_or_else(missing)?))?
+    }
+}
+
+/// The error of a method whose session does not exist.
+fn not_found(session: &SessionId) -> impl FnOnce() -> StoreError + '_ {
+    move || StoreError::SessionNotFound(session.clone())
 }
 
 #[async_trait]
@@ -68,31 +59,25 @@ impl Store for MemoryStore {
             if s.sessions.contains_key(&session.id) {
                 return Err(StoreError::SessionExists(session.id));
             }
-            s.sessions.insert(session.id.clone(), SessionSnapshot { session, connections: Vec::new() });
+            s.sessions.insert(session.id.clone(), SessionDoc::new(session));
             Ok(())
         })?
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError> {
-        self.with(|s| s.sessions.get(id).cloned())
+        self.with(|s| s.sessions.get(id).map(|d| d.snapshot.clone()))
     }
 
     async fn sessions(&self) -> Result<Vec<SessionSnapshot>, StoreError> {
         self.with(|s| {
-            let mut all: Vec<_> = s.sessions.values().cloned().collect();
-            all.sort_by(|a, b| (a.session.created_at, &a.session.id).cmp(&(b.session.created_at, &b.session.id)));
+            let mut all: Vec<_> = s.sessions.values().map(|d| d.snapshot.clone()).collect();
+            transitions::sort_sessions(&mut all);
             all
         })
     }
 
     async fn remove_session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError> {
-        self.with(|s| {
-            let removed = s.sessions.remove(id);
-            if let Some(snapshot) = &removed {
-                s.drop_tokens_of(snapshot);
-            }
-            removed
-        })
+        self.with(|s| s.sessions.remove(id).map(|d| d.snapshot))
     }
 
     async fn remove_inactive_sessions(&self, created_before: Millis) -> Result<Vec<Session>, StoreError> {
@@ -100,30 +85,16 @@ impl Store for MemoryStore {
             let ids: Vec<SessionId> = s
                 .sessions
                 .values()
-                .filter(|snap| !snap.session.active && snap.session.created_at < created_before)
-                .map(|snap| snap.session.id.clone())
+                .filter(|d| transitions::collectable(d, created_before))
+                .map(|d| d.snapshot.session.id.clone())
                 .collect();
-            let mut removed = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(snap) = s.sessions.remove(&id) {
-                    s.drop_tokens_of(&snap);
-                    removed.push(snap.session);
-                }
-            }
-            removed
+            ids.iter().filter_map(|id| s.sessions.remove(id)).map(|d| d.snapshot.session).collect()
         })
     }
 
     async fn create_connection(&self, connection: Connection, token: TokenId) -> Result<(), StoreError> {
-        self.with(|s| {
-            let snap = s
-                .sessions
-                .get_mut(&connection.session_id)
-                .ok_or_else(|| StoreError::SessionNotFound(connection.session_id.clone()))?;
-            s.tokens.insert(token, (connection.session_id.clone(), connection.id.clone()));
-            snap.connections.push(connection);
-            Ok(())
-        })?
+        let session = connection.session_id.clone();
+        self.transition(&session, not_found(&session), |d| transitions::create_connection(d, connection, token))
     }
 
     async fn remove_connection(
@@ -131,17 +102,7 @@ impl Store for MemoryStore {
         session: &SessionId,
         connection: &ConnectionId,
     ) -> Result<Connection, StoreError> {
-        self.with(|s| {
-            let snap = s.sessions.get_mut(session).ok_or_else(|| StoreError::SessionNotFound(session.clone()))?;
-            let idx = snap
-                .connections
-                .iter()
-                .position(|c| &c.id == connection)
-                .ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))?;
-            let removed = snap.connections.remove(idx);
-            s.tokens.retain(|_, (_, c)| c != connection);
-            Ok(removed)
-        })?
+        self.transition(session, not_found(session), |d| transitions::remove_connection(d, connection))
     }
 
     async fn activate_connection(
@@ -150,18 +111,7 @@ impl Store for MemoryStore {
         token: &TokenId,
         info: ActiveInfo,
     ) -> Result<Connection, StoreError> {
-        self.with(|s| {
-            let Some((sid, cid)) = s.tokens.get(token).cloned().filter(|(sid, _)| sid == session) else {
-                return Err(StoreError::TokenNotFound);
-            };
-            let snap = s.sessions.get_mut(&sid).ok_or(StoreError::TokenNotFound)?;
-            let conn = snap.connections.iter_mut().find(|c| c.id == cid).ok_or(StoreError::TokenNotFound)?;
-            rules::activate(conn, info).map_err(|_| StoreError::TokenNotFound)?;
-            let activated = conn.clone();
-            snap.session.active = true;
-            s.tokens.remove(token);
-            Ok(activated)
-        })?
+        self.transition(session, || StoreError::TokenNotFound, |d| transitions::activate_connection(d, token, info))
     }
 
     async fn update_connection(
@@ -171,23 +121,11 @@ impl Store for MemoryStore {
         role: Option<OpenViduRole>,
         record: Option<bool>,
     ) -> Result<ConnectionUpdate, StoreError> {
-        self.with(|s| {
-            let snap = s.sessions.get_mut(session).ok_or_else(|| StoreError::SessionNotFound(session.clone()))?;
-            let conn = snap
-                .connections
-                .iter_mut()
-                .find(|c| &c.id == connection)
-                .ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))?;
-            let before = (conn.properties.role, conn.properties.record);
-            if let Some(r) = role {
-                conn.properties.role = r;
-            }
-            if let Some(r) = record {
-                conn.properties.record = r;
-            }
-            let changed = before != (conn.properties.role, conn.properties.record);
-            Ok(ConnectionUpdate { connection: conn.clone(), changed })
-        })?
+        self.transition(session, not_found(session), |d| transitions::update_connection(d, connection, role, record))
+    }
+
+    async fn set_recording(&self, session: &SessionId, recording: bool) -> Result<bool, StoreError> {
+        self.transition(session, not_found(session), |d| transitions::set_recording(d, recording))
     }
 
     async fn add_publisher(
@@ -196,32 +134,11 @@ impl Store for MemoryStore {
         connection: &ConnectionId,
         publisher: Publisher,
     ) -> Result<(), StoreError> {
-        self.with(|s| {
-            let c = connection_mut(s, session, connection)?;
-            c.publishers.retain(|p| p.stream_id != publisher.stream_id);
-            c.publishers.push(publisher);
-            Ok(())
-        })?
+        self.transition(session, not_found(session), |d| transitions::add_publisher(d, connection, publisher))
     }
 
     async fn remove_publisher(&self, session: &SessionId, stream: &StreamId) -> Result<Unpublished, StoreError> {
-        self.with(|s| {
-            let snap = s.sessions.get_mut(session).ok_or_else(|| StoreError::SessionNotFound(session.clone()))?;
-            let mut found = None;
-            let mut subscribers = Vec::new();
-            for c in &mut snap.connections {
-                if let Some(i) = c.publishers.iter().position(|p| &p.stream_id == stream) {
-                    found = Some((c.id.clone(), c.publishers.remove(i)));
-                }
-                let before = c.subscribers.len();
-                c.subscribers.retain(|sub| &sub.stream_id != stream);
-                if c.subscribers.len() != before {
-                    subscribers.push(c.id.clone());
-                }
-            }
-            let (owner, publisher) = found.ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
-            Ok(Unpublished { owner, publisher, subscribers })
-        })?
+        self.transition(session, not_found(session), |d| transitions::remove_publisher(d, stream))
     }
 
     async fn add_subscriber(
@@ -230,12 +147,7 @@ impl Store for MemoryStore {
         connection: &ConnectionId,
         subscriber: Subscriber,
     ) -> Result<(), StoreError> {
-        self.with(|s| {
-            let c = connection_mut(s, session, connection)?;
-            c.subscribers.retain(|x| x.stream_id != subscriber.stream_id);
-            c.subscribers.push(subscriber);
-            Ok(())
-        })?
+        self.transition(session, not_found(session), |d| transitions::add_subscriber(d, connection, subscriber))
     }
 
     async fn remove_subscriber(
@@ -244,15 +156,7 @@ impl Store for MemoryStore {
         connection: &ConnectionId,
         stream: &StreamId,
     ) -> Result<Subscriber, StoreError> {
-        self.with(|s| {
-            let c = connection_mut(s, session, connection)?;
-            let i = c
-                .subscribers
-                .iter()
-                .position(|x| &x.stream_id == stream)
-                .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
-            Ok(c.subscribers.remove(i))
-        })?
+        self.transition(session, not_found(session), |d| transitions::remove_subscriber(d, connection, stream))
     }
 
     async fn set_stream_property(
@@ -261,21 +165,7 @@ impl Store for MemoryStore {
         stream: &StreamId,
         property: StreamProperty,
     ) -> Result<ConnectionId, StoreError> {
-        self.with(|s| {
-            let snap = s.sessions.get_mut(session).ok_or_else(|| StoreError::SessionNotFound(session.clone()))?;
-            for c in &mut snap.connections {
-                if let Some(p) = c.publishers.iter_mut().find(|p| &p.stream_id == stream) {
-                    let m = &mut p.media_options;
-                    match property {
-                        StreamProperty::AudioActive(v) => m.audio_active = v,
-                        StreamProperty::VideoActive(v) => m.video_active = v,
-                        StreamProperty::VideoDimensions(d) => m.video_dimensions = Some(d),
-                    }
-                    return Ok(c.id.clone());
-                }
-            }
-            Err(StoreError::StreamNotFound(stream.clone()))
-        })?
+        self.transition(session, not_found(session), |d| transitions::set_stream_property(d, stream, property))
     }
 }
 

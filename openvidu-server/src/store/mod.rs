@@ -2,16 +2,20 @@
 //!
 //! Every method is one atomic transition, named after it, that takes what the caller expects and
 //! returns a conflict as a typed outcome; callers never stitch a read and a write. The in-memory
-//! [`MemoryStore`] is the default; a Redis implementation with the same contract serves several
-//! masters (each multi-key method becomes one Lua script there).
+//! [`MemoryStore`] is the default; [`RedisStore`], with the same contract, serves several masters
+//! (each method is one Lua script or one compare-and-set of a session document there). Both apply
+//! the same per-session rules, written once in `transitions`.
 
 mod memory;
+mod redis;
+mod transitions;
 
 use async_trait::async_trait;
 use openvidu_core::id::{ConnectionId, SessionId, StreamId, TokenId};
 use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Publisher, Session, Subscriber};
 use thiserror::Error;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 
 /// A session with its connections, in creation order.
@@ -136,6 +140,10 @@ pub trait Store: Send + Sync + 'static {
         connection: &ConnectionId,
         stream: &StreamId,
     ) -> Result<Subscriber, StoreError>;
+
+    /// Sets whether the session is being recorded; returns the previous value, so that
+    /// `set_recording(s, true) == Ok(false)` claims the session's one recording atomically.
+    async fn set_recording(&self, session: &SessionId, recording: bool) -> Result<bool, StoreError>;
 
     /// Changes a stream's media options; returns the owner.
     async fn set_stream_property(

@@ -12,7 +12,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib/server.sh"
 
-start_openvidu_server OPENVIDU_DEMO=true
+mkdir -p "$work/recordings"
+export OV_RECORDING_PATH="$work/recordings"
+start_openvidu_server OPENVIDU_DEMO=true OPENVIDU_RECORDING=true OPENVIDU_RECORDING_PATH="$OV_RECORDING_PATH"
 
 cd "$here"
 [[ -d node_modules ]] || npm ci --no-audit --no-fund

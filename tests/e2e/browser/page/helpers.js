@@ -104,6 +104,10 @@
           newValue: e.newValue, oldValue: e.oldValue, reason: e.reason,
           local: !!state.publisher && e.stream === state.publisher.stream });
       });
+      session.on('recordingStarted', function (e) { record('recordingStarted', { id: e.id, name: e.name }); });
+      session.on('recordingStopped', function (e) {
+        record('recordingStopped', { id: e.id, name: e.name, reason: e.reason });
+      });
       session.on('sessionDisconnected', function (e) { record('sessionDisconnected', { reason: e.reason }); });
       session.on('reconnecting', function () { record('reconnecting'); });
       session.on('reconnected', function () { record('reconnected'); });

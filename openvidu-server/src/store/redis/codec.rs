@@ -1,0 +1,467 @@
+//! The JSON form of a [`SessionDoc`] in Redis, through private mirror structs so that the core's
+//! model types need no serde of their own (their wire JSON is `openvidu_core::wire`'s business).
+//!
+//! The encoding is deterministic (tokens in a sorted map), so an unchanged document encodes to
+//! the same text it was read from and the store can skip writing it.
+
+use std::collections::BTreeMap;
+
+use openvidu_core::id::{ConnectionId, MediaNodeId, SessionId, StreamId, TokenId, TypeOfVideo};
+use openvidu_core::model::{
+    ActiveInfo, Connection, ConnectionProperties, ConnectionType, KurentoOptions, MediaMode, MediaOptions, Millis,
+    OpenViduRole, OutputMode, Publisher, RecordingLayout, RecordingMode, RecordingProperties, Session,
+    SessionProperties, Subscriber, VideoCodec,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::store::transitions::SessionDoc;
+use crate::store::{SessionSnapshot, StoreError};
+
+/// Serializes a session document.
+pub(super) fn encode(doc: &SessionDoc) -> Result<String, StoreError> {
+    serde_json::to_string(&DocRepr::from(doc)).map_err(|e| {
+        StoreError::Unavailable(format!("session {}: cannot encode the document: {e}", doc.snapshot.session.id))
+    })
+}
+
+/// Parses the document stored for session `id`; anything else than a document of that session is
+/// an error.
+pub(super) fn decode(id: &SessionId, raw: &str) -> Result<SessionDoc, StoreError> {
+    let repr: DocRepr = serde_json::from_str(raw)
+        .map_err(|e| StoreError::Unavailable(format!("session {id}: unreadable document in Redis: {e}")))?;
+    let doc = SessionDoc::from(repr);
+    if &doc.snapshot.session.id != id {
+        return Err(StoreError::Unavailable(format!(
+            "session {id}: Redis holds the document of session {} under its key",
+            doc.snapshot.session.id
+        )));
+    }
+    Ok(doc)
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocRepr {
+    session: SessionRepr,
+    connections: Vec<ConnectionRepr>,
+    tokens: BTreeMap<TokenId, ConnectionId>,
+}
+
+impl From<&SessionDoc> for DocRepr {
+    fn from(d: &SessionDoc) -> Self {
+        Self {
+            session: (&d.snapshot.session).into(),
+            connections: d.snapshot.connections.iter().map(Into::into).collect(),
+            tokens: d.tokens.iter().map(|(t, c)| (t.clone(), c.clone())).collect(),
+        }
+    }
+}
+
+impl From<DocRepr> for SessionDoc {
+    fn from(r: DocRepr) -> Self {
+        Self {
+            snapshot: SessionSnapshot {
+                session: r.session.into(),
+                connections: r.connections.into_iter().map(Into::into).collect(),
+            },
+            tokens: r.tokens.into_iter().collect(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionRepr {
+    id: SessionId,
+    created_at: Millis,
+    properties: SessionPropertiesRepr,
+    active: bool,
+    recording: bool,
+    media_node_id: Option<MediaNodeId>,
+}
+
+impl From<&Session> for SessionRepr {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id.clone(),
+            created_at: s.created_at,
+            properties: (&s.properties).into(),
+            active: s.active,
+            recording: s.recording,
+            media_node_id: s.media_node_id.clone(),
+        }
+    }
+}
+
+impl From<SessionRepr> for Session {
+    fn from(r: SessionRepr) -> Self {
+        let mut s = Session::new(r.id, r.created_at, r.properties.into());
+        s.active = r.active;
+        s.recording = r.recording;
+        s.media_node_id = r.media_node_id;
+        s
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionPropertiesRepr {
+    media_mode: MediaMode,
+    recording_mode: RecordingMode,
+    default_recording_properties: RecordingPropertiesRepr,
+    custom_session_id: String,
+    forced_video_codec: VideoCodec,
+    allow_transcoding: bool,
+    media_node: Option<MediaNodeId>,
+}
+
+impl From<&SessionProperties> for SessionPropertiesRepr {
+    fn from(p: &SessionProperties) -> Self {
+        Self {
+            media_mode: p.media_mode,
+            recording_mode: p.recording_mode,
+            default_recording_properties: (&p.default_recording_properties).into(),
+            custom_session_id: p.custom_session_id.clone(),
+            forced_video_codec: p.forced_video_codec,
+            allow_transcoding: p.allow_transcoding,
+            media_node: p.media_node.clone(),
+        }
+    }
+}
+
+impl From<SessionPropertiesRepr> for SessionProperties {
+    fn from(r: SessionPropertiesRepr) -> Self {
+        let mut p = SessionProperties::default();
+        p.media_mode = r.media_mode;
+        p.recording_mode = r.recording_mode;
+        p.default_recording_properties = r.default_recording_properties.into();
+        p.custom_session_id = r.custom_session_id;
+        p.forced_video_codec = r.forced_video_codec;
+        p.allow_transcoding = r.allow_transcoding;
+        p.media_node = r.media_node;
+        p
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingPropertiesRepr {
+    name: String,
+    has_audio: bool,
+    has_video: bool,
+    output_mode: OutputMode,
+    recording_layout: RecordingLayout,
+    resolution: String,
+    frame_rate: u32,
+    shm_size: u64,
+    custom_layout: String,
+    ignore_failed_streams: bool,
+    media_node: Option<MediaNodeId>,
+}
+
+impl From<&RecordingProperties> for RecordingPropertiesRepr {
+    fn from(p: &RecordingProperties) -> Self {
+        Self {
+            name: p.name.clone(),
+            has_audio: p.has_audio,
+            has_video: p.has_video,
+            output_mode: p.output_mode,
+            recording_layout: p.recording_layout,
+            resolution: p.resolution.clone(),
+            frame_rate: p.frame_rate,
+            shm_size: p.shm_size,
+            custom_layout: p.custom_layout.clone(),
+            ignore_failed_streams: p.ignore_failed_streams,
+            media_node: p.media_node.clone(),
+        }
+    }
+}
+
+impl From<RecordingPropertiesRepr> for RecordingProperties {
+    fn from(r: RecordingPropertiesRepr) -> Self {
+        let mut p = RecordingProperties::default();
+        p.name = r.name;
+        p.has_audio = r.has_audio;
+        p.has_video = r.has_video;
+        p.output_mode = r.output_mode;
+        p.recording_layout = r.recording_layout;
+        p.resolution = r.resolution;
+        p.frame_rate = r.frame_rate;
+        p.shm_size = r.shm_size;
+        p.custom_layout = r.custom_layout;
+        p.ignore_failed_streams = r.ignore_failed_streams;
+        p.media_node = r.media_node;
+        p
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionRepr {
+    id: ConnectionId,
+    session_id: SessionId,
+    created_at: Millis,
+    properties: ConnectionPropertiesRepr,
+    token: Option<String>,
+    active: Option<ActiveInfoRepr>,
+    publishers: Vec<PublisherRepr>,
+    subscribers: Vec<SubscriberRepr>,
+}
+
+impl From<&Connection> for ConnectionRepr {
+    fn from(c: &Connection) -> Self {
+        Self {
+            id: c.id.clone(),
+            session_id: c.session_id.clone(),
+            created_at: c.created_at,
+            properties: (&c.properties).into(),
+            token: c.token.clone(),
+            active: c.active.as_ref().map(Into::into),
+            publishers: c.publishers.iter().map(Into::into).collect(),
+            subscribers: c.subscribers.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<ConnectionRepr> for Connection {
+    fn from(r: ConnectionRepr) -> Self {
+        let mut c = Connection::pending(r.id, r.session_id, r.created_at, r.properties.into(), r.token);
+        c.active = r.active.map(Into::into);
+        c.publishers = r.publishers.into_iter().map(Into::into).collect();
+        c.subscribers = r.subscribers.into_iter().map(Into::into).collect();
+        c
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionPropertiesRepr {
+    connection_type: ConnectionType,
+    data: String,
+    record: bool,
+    role: OpenViduRole,
+    kurento_options: Option<KurentoOptions>,
+    rtsp_uri: Option<String>,
+    adaptative_bitrate: Option<bool>,
+    only_play_with_subscribers: Option<bool>,
+    network_cache: Option<u32>,
+}
+
+impl From<&ConnectionProperties> for ConnectionPropertiesRepr {
+    fn from(p: &ConnectionProperties) -> Self {
+        Self {
+            connection_type: p.connection_type,
+            data: p.data.clone(),
+            record: p.record,
+            role: p.role,
+            kurento_options: p.kurento_options.clone(),
+            rtsp_uri: p.rtsp_uri.clone(),
+            adaptative_bitrate: p.adaptative_bitrate,
+            only_play_with_subscribers: p.only_play_with_subscribers,
+            network_cache: p.network_cache,
+        }
+    }
+}
+
+impl From<ConnectionPropertiesRepr> for ConnectionProperties {
+    fn from(r: ConnectionPropertiesRepr) -> Self {
+        let mut p = ConnectionProperties::default();
+        p.connection_type = r.connection_type;
+        p.data = r.data;
+        p.record = r.record;
+        p.role = r.role;
+        p.kurento_options = r.kurento_options;
+        p.rtsp_uri = r.rtsp_uri;
+        p.adaptative_bitrate = r.adaptative_bitrate;
+        p.only_play_with_subscribers = r.only_play_with_subscribers;
+        p.network_cache = r.network_cache;
+        p
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActiveInfoRepr {
+    active_at: Millis,
+    location: String,
+    ip: Option<String>,
+    platform: String,
+    client_data: String,
+}
+
+impl From<&ActiveInfo> for ActiveInfoRepr {
+    fn from(a: &ActiveInfo) -> Self {
+        Self {
+            active_at: a.active_at,
+            location: a.location.clone(),
+            ip: a.ip.clone(),
+            platform: a.platform.clone(),
+            client_data: a.client_data.clone(),
+        }
+    }
+}
+
+impl From<ActiveInfoRepr> for ActiveInfo {
+    fn from(r: ActiveInfoRepr) -> Self {
+        let mut a = ActiveInfo::new(r.active_at, r.ip, r.platform, r.client_data);
+        a.location = r.location;
+        a
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublisherRepr {
+    stream_id: StreamId,
+    created_at: Millis,
+    media_options: MediaOptionsRepr,
+}
+
+impl From<&Publisher> for PublisherRepr {
+    fn from(p: &Publisher) -> Self {
+        Self { stream_id: p.stream_id.clone(), created_at: p.created_at, media_options: (&p.media_options).into() }
+    }
+}
+
+impl From<PublisherRepr> for Publisher {
+    fn from(r: PublisherRepr) -> Self {
+        Publisher::new(r.stream_id, r.created_at, r.media_options.into())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MediaOptionsRepr {
+    has_audio: bool,
+    audio_active: bool,
+    has_video: bool,
+    video_active: bool,
+    type_of_video: Option<TypeOfVideo>,
+    frame_rate: Option<u32>,
+    video_dimensions: Option<String>,
+    filter: serde_json::Value,
+}
+
+impl From<&MediaOptions> for MediaOptionsRepr {
+    fn from(m: &MediaOptions) -> Self {
+        Self {
+            has_audio: m.has_audio,
+            audio_active: m.audio_active,
+            has_video: m.has_video,
+            video_active: m.video_active,
+            type_of_video: m.type_of_video,
+            frame_rate: m.frame_rate,
+            video_dimensions: m.video_dimensions.clone(),
+            filter: m.filter.clone(),
+        }
+    }
+}
+
+impl From<MediaOptionsRepr> for MediaOptions {
+    fn from(r: MediaOptionsRepr) -> Self {
+        let mut m = MediaOptions::new(r.has_audio, r.has_video, r.type_of_video);
+        m.audio_active = r.audio_active;
+        m.video_active = r.video_active;
+        m.type_of_video = r.type_of_video;
+        m.frame_rate = r.frame_rate;
+        m.video_dimensions = r.video_dimensions;
+        m.filter = r.filter;
+        m
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriberRepr {
+    stream_id: StreamId,
+    created_at: Millis,
+}
+
+impl From<&Subscriber> for SubscriberRepr {
+    fn from(s: &Subscriber) -> Self {
+        Self { stream_id: s.stream_id.clone(), created_at: s.created_at }
+    }
+}
+
+impl From<SubscriberRepr> for Subscriber {
+    fn from(r: SubscriberRepr) -> Self {
+        Subscriber::new(r.stream_id, r.created_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openvidu_core::id::{IdGenerator, SequentialIds};
+
+    /// A document with every field set to a non-default value survives encode → decode, and
+    /// encoding is deterministic.
+    #[test]
+    fn documents_round_trip() {
+        let ids = SequentialIds::default();
+        let sid = ids.session_id();
+        let mut props = SessionProperties::default();
+        props.media_mode = MediaMode::Relayed;
+        props.recording_mode = RecordingMode::Always;
+        props.custom_session_id = "custom".into();
+        props.forced_video_codec = VideoCodec::H264;
+        props.allow_transcoding = true;
+        props.media_node = Some(MediaNodeId::parse("media_1").unwrap());
+        props.default_recording_properties.name = "rec".into();
+        props.default_recording_properties.output_mode = OutputMode::Individual;
+        props.default_recording_properties.recording_layout = RecordingLayout::Custom;
+        props.default_recording_properties.ignore_failed_streams = true;
+        props.default_recording_properties.media_node = Some(MediaNodeId::parse("media_2").unwrap());
+        let mut session = Session::new(sid.clone(), 7, props);
+        session.active = true;
+        session.recording = true;
+        session.media_node_id = Some(MediaNodeId::parse("media_3").unwrap());
+        let mut doc = SessionDoc::new(session);
+
+        let cid = ids.connection_id();
+        let mut cprops = ConnectionProperties::default();
+        cprops.connection_type = ConnectionType::Ipcam;
+        cprops.data = "d\"ata".into();
+        cprops.record = false;
+        cprops.role = OpenViduRole::Moderator;
+        cprops.kurento_options = Some(KurentoOptions::default());
+        cprops.rtsp_uri = Some("rtsp://cam".into());
+        cprops.adaptative_bitrate = Some(true);
+        cprops.only_play_with_subscribers = Some(false);
+        cprops.network_cache = Some(300);
+        let mut conn = Connection::pending(cid.clone(), sid.clone(), 8, cprops, Some("wss://x?token=t".into()));
+        let mut info = ActiveInfo::new(9, Some("10.0.0.1".into()), "Chrome".into(), "{}".into());
+        info.location = "Madrid".into();
+        conn.active = Some(info);
+        let stream = ids.stream_id(Some(TypeOfVideo::Screen), &cid);
+        let mut media = MediaOptions::new(true, true, Some(TypeOfVideo::Screen));
+        media.audio_active = false;
+        media.frame_rate = Some(30);
+        media.video_dimensions = Some("{\"width\":640,\"height\":480}".into());
+        media.filter = serde_json::json!({"type": "GStreamerFilter", "options": {"b": 1, "a": 2}});
+        conn.publishers.push(Publisher::new(stream.clone(), 10, media));
+        conn.subscribers.push(Subscriber::new(stream, 11));
+        doc.snapshot.connections.push(conn);
+        for _ in 0..5 {
+            doc.tokens.insert(ids.token_id(), cid.clone());
+        }
+
+        let raw = encode(&doc).unwrap();
+        let back = decode(&sid, &raw).unwrap();
+        assert_eq!(back, doc);
+        assert_eq!(encode(&back).unwrap(), raw, "encoding is deterministic");
+    }
+
+    #[test]
+    fn foreign_or_broken_documents_are_errors() {
+        let ids = SequentialIds::default();
+        let sid = ids.session_id();
+        let raw = encode(&SessionDoc::new(Session::new(sid.clone(), 1, SessionProperties::default()))).unwrap();
+        let other = ids.session_id();
+        assert!(matches!(decode(&other, &raw), Err(StoreError::Unavailable(_))));
+        assert!(matches!(decode(&sid, "not json"), Err(StoreError::Unavailable(_))));
+        assert!(matches!(decode(&sid, "{\"session\":1}"), Err(StoreError::Unavailable(_))));
+        let bad_id = raw.replacen(sid.as_str(), "bad id!", 1);
+        assert!(matches!(decode(&sid, &bad_id), Err(StoreError::Unavailable(_))));
+    }
+}

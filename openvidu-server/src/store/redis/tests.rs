@@ -1,0 +1,387 @@
+//! `RedisStore` against a real `redis-server` that each test starts on a free loopback port.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openvidu_core::id::{IdGenerator, SequentialIds, SessionId, TokenId};
+use openvidu_core::model::{ActiveInfo, Connection, ConnectionProperties, Session, SessionProperties};
+
+use super::RedisStore;
+use crate::store::{Store, StoreError};
+
+/// A `redis-server` child process without persistence, killed on drop.
+pub(crate) struct RedisProcess {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl RedisProcess {
+    /// Starts one on a free loopback port.
+    pub(crate) fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut p = Self { child: None, port };
+        p.restart();
+        p
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (its data is gone).
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends a signal (`STOP`, `CONT`) to the server.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().map(|c| c.id().to_string()).unwrap();
+        let status = Command::new("kill").args([format!("-{signal}"), pid]).status().unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Starts a fresh server on the same port.
+    pub(crate) fn restart(&mut self) {
+        self.kill();
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let port = self.port.to_string();
+        let child = Command::new(&bin)
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {bin} (Debian package redis-server, see scripts/install-deps): {e}")
+            });
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn info() -> ActiveInfo {
+    ActiveInfo::new(20, Some("127.0.0.1".into()), "test".into(), String::new())
+}
+
+/// A session with one pending connection usable with the returned token.
+async fn session_with_token(store: &dyn Store, ids: &SequentialIds) -> (SessionId, TokenId) {
+    let sid = ids.session_id();
+    store.create_session(Session::new(sid.clone(), 1, SessionProperties::default())).await.unwrap();
+    let token = ids.token_id();
+    let conn = Connection::pending(ids.connection_id(), sid.clone(), 2, ConnectionProperties::default(), None);
+    store.create_connection(conn, token.clone()).await.unwrap();
+    (sid, token)
+}
+
+#[tokio::test]
+async fn redis_store_conforms() {
+    let redis = RedisProcess::start();
+    let store = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    crate::store::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn two_stores_see_each_others_writes_and_prefixes_isolate() {
+    let redis = RedisProcess::start();
+    let a = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let b = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let other = RedisStore::connect(&redis.url(), "other:").await.unwrap();
+    let ids = SequentialIds::default();
+
+    let (sid, token) = session_with_token(&a, &ids).await;
+    let seen = b.session(&sid).await.unwrap().expect("b sees the session a created");
+    assert_eq!(seen.connections.len(), 1);
+    assert_eq!(
+        b.create_session(Session::new(sid.clone(), 3, SessionProperties::default())).await,
+        Err(StoreError::SessionExists(sid.clone()))
+    );
+    let active = b.activate_connection(&sid, &token, info()).await.unwrap();
+    assert_eq!(a.session(&sid).await.unwrap().unwrap().connection(&active.id).unwrap().ip(), Some("127.0.0.1"));
+    assert_eq!(a.activate_connection(&sid, &token, info()).await, Err(StoreError::TokenNotFound));
+    assert_eq!(b.sessions().await.unwrap().len(), 1);
+
+    assert!(other.session(&sid).await.unwrap().is_none(), "another prefix is another cluster");
+    assert!(other.sessions().await.unwrap().is_empty());
+
+    assert_eq!(b.remove_session(&sid).await.unwrap().unwrap().session.id, sid);
+    assert!(a.session(&sid).await.unwrap().is_none());
+    assert!(a.sessions().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_token_activates_once_across_masters() {
+    let redis = RedisProcess::start();
+    let a: Arc<dyn Store> = Arc::new(RedisStore::connect(&redis.url(), "ov:").await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(RedisStore::connect(&redis.url(), "ov:").await.unwrap());
+    let ids = SequentialIds::default();
+    let (sid, token) = session_with_token(a.as_ref(), &ids).await;
+
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (sid, token) = (sid.clone(), token.clone());
+            tokio::spawn(async move { store.activate_connection(&sid, &token, info()).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e, StoreError::TokenNotFound),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one activation wins");
+    assert_eq!(a.session(&sid).await.unwrap().unwrap().active_connections().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_recording_claim_wins_across_masters() {
+    let redis = RedisProcess::start();
+    let a: Arc<dyn Store> = Arc::new(RedisStore::connect(&redis.url(), "ov:").await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(RedisStore::connect(&redis.url(), "ov:").await.unwrap());
+    let ids = SequentialIds::default();
+    let (sid, _) = session_with_token(a.as_ref(), &ids).await;
+
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let sid = sid.clone();
+            tokio::spawn(async move { store.set_recording(&sid, true).await })
+        })
+        .collect();
+    let mut claims = 0;
+    for t in tasks {
+        if !t.await.unwrap().unwrap() {
+            claims += 1;
+        }
+    }
+    assert_eq!(claims, 1, "exactly one set_recording(true) sees it free");
+    assert!(b.session(&sid).await.unwrap().unwrap().session.recording);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_one_session_all_land() {
+    let redis = RedisProcess::start();
+    let a: Arc<dyn Store> = Arc::new(RedisStore::connect(&redis.url(), "ov:").await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(RedisStore::connect(&redis.url(), "ov:").await.unwrap());
+    let ids = Arc::new(SequentialIds::default());
+    let sid = ids.session_id();
+    a.create_session(Session::new(sid.clone(), 1, SessionProperties::default())).await.unwrap();
+
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (sid, ids) = (sid.clone(), ids.clone());
+            tokio::spawn(async move {
+                let conn = Connection::pending(ids.connection_id(), sid, 2, ConnectionProperties::default(), None);
+                store.create_connection(conn, ids.token_id()).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(a.session(&sid).await.unwrap().unwrap().connections.len(), 64, "no update is lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_is_unavailable_then_recovers() {
+    let mut redis = RedisProcess::start();
+    let store = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let ids = SequentialIds::default();
+    let (sid, _) = session_with_token(&store, &ids).await;
+
+    redis.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = store.session(&sid).await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        let r = store.set_recording(&sid, true).await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "failed fast: {:?}", started.elapsed());
+    }
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fresh = ids.session_id();
+    loop {
+        match store.create_session(Session::new(fresh.clone(), 1, SessionProperties::default())).await {
+            Ok(()) => break,
+            Err(StoreError::Unavailable(e)) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "not yet reconnected");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the store did not recover: {e}"),
+        }
+    }
+    assert!(store.session(&fresh).await.unwrap().is_some());
+    assert!(store.session(&sid).await.unwrap().is_none(), "the restarted Redis kept nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_times_out_then_recovers() {
+    let redis = RedisProcess::start();
+    let store = Arc::new(RedisStore::connect(&redis.url(), "ov:").await.unwrap());
+    let ids = SequentialIds::default();
+    let (sid, _) = session_with_token(store.as_ref(), &ids).await;
+
+    redis.signal("STOP");
+    let started = Instant::now();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, sid) = (store.clone(), sid.clone());
+            tokio::spawn(async move { store.set_recording(&sid, true).await })
+        })
+        .collect();
+    for c in calls {
+        let r = c.await.unwrap();
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "no call hangs: {:?}", started.elapsed());
+
+    redis.signal("CONT");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.session(&sid).await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.set_recording(&sid, true).await, Ok(false));
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_at_connect() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let r = RedisStore::connect(&format!("redis://127.0.0.1:{port}"), "ov:").await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(7), "{:?}", started.elapsed());
+    assert!(matches!(RedisStore::connect("http://nope", "ov:").await, Err(StoreError::Unavailable(_))));
+}
+
+#[tokio::test]
+async fn replies_of_the_wrong_shape_are_errors() {
+    let redis = RedisProcess::start();
+    let store = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let ids = SequentialIds::default();
+
+    let wrong_type = ids.session_id();
+    let _: () =
+        ::redis::cmd("SET").arg(format!("ov:session:{wrong_type}")).arg("x").query_async(&mut raw).await.unwrap();
+    assert!(matches!(store.session(&wrong_type).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.set_recording(&wrong_type, true).await, Err(StoreError::Unavailable(_))));
+
+    let not_json = ids.session_id();
+    let _: () = ::redis::cmd("HSET")
+        .arg(format!("ov:session:{not_json}"))
+        .arg("v")
+        .arg(1)
+        .arg("d")
+        .arg("{not json")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(matches!(store.session(&not_json).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        store.add_publisher(&not_json, &ids.connection_id(), dummy_publisher(&ids)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+
+    let bad_version = ids.session_id();
+    let _: () = ::redis::cmd("HSET")
+        .arg(format!("ov:session:{bad_version}"))
+        .arg("v")
+        .arg("one")
+        .arg("d")
+        .arg("{}")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(matches!(store.session(&bad_version).await, Err(StoreError::Unavailable(_))));
+
+    let _: () = ::redis::cmd("SADD").arg("ov:sessions").arg("not an id").query_async(&mut raw).await.unwrap();
+    assert!(matches!(store.sessions().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.remove_inactive_sessions(u64::MAX).await, Err(StoreError::Unavailable(_))));
+}
+
+fn dummy_publisher(ids: &SequentialIds) -> openvidu_core::model::Publisher {
+    let owner = ids.connection_id();
+    openvidu_core::model::Publisher::new(
+        ids.stream_id(None, &owner),
+        1,
+        openvidu_core::model::MediaOptions::new(true, false, None),
+    )
+}
+
+#[test]
+fn the_setting_is_read_and_checked() {
+    use clap::Parser;
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["openvidu-server", "--openvidu-secret", "S"];
+        args.extend_from_slice(extra);
+        crate::config::Config::try_from(crate::config::Args::try_parse_from(args).unwrap())
+    };
+    assert_eq!(parse(&[]).unwrap().ha_redis_url, None);
+    assert_eq!(
+        parse(&["--openvidu-ha-redis-url", "redis://127.0.0.1:7000/1"]).unwrap().ha_redis_url.as_deref(),
+        Some("redis://127.0.0.1:7000/1")
+    );
+    let e = parse(&["--openvidu-ha-redis-url", "http://127.0.0.1:7000"]).unwrap_err().to_string();
+    assert!(e.contains("OPENVIDU_HA_REDIS_URL"), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_whose_redis_is_unreachable_does_not_start() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = crate::Server::builder()
+        .https(false)
+        .configure(|c| c.ha_redis_url = Some(format!("redis://127.0.0.1:{port}")))
+        .start()
+        .await;
+    match started {
+        Ok(_) => panic!("started without its Redis"),
+        Err(e) => assert!(e.to_string().starts_with("OPENVIDU_HA_REDIS_URL"), "{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_redis_share_sessions() {
+    let redis = RedisProcess::start();
+    let start =
+        || crate::Server::builder().https(false).secret("S").configure(|c| c.ha_redis_url = Some(redis.url())).start();
+    let (a, b) = (start().await.unwrap(), start().await.unwrap());
+    let http = reqwest::Client::new();
+    let create = |server: &crate::RunningServer| {
+        http.post(format!("{}/openvidu/api/sessions", server.url()))
+            .basic_auth("OPENVIDUAPP", Some("S"))
+            .json(&serde_json::json!({"customSessionId": "shared"}))
+            .send()
+    };
+    assert_eq!(create(&a).await.unwrap().status(), 200);
+    let got = http
+        .get(format!("{}/openvidu/api/sessions/shared", b.url()))
+        .basic_auth("OPENVIDUAPP", Some("S"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200, "b serves the session a created");
+    assert_eq!(create(&b).await.unwrap().status(), 409, "the id is taken cluster-wide");
+}

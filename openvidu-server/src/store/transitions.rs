@@ -1,0 +1,187 @@
+//! The per-session transitions of the [`Store`](super::Store) contract as pure functions over one
+//! session's whole state ([`SessionDoc`]), so that every store implementation applies the same
+//! rules: the in-memory store under its lock, the Redis store between a read and a
+//! compare-and-set.
+
+use std::collections::HashMap;
+
+use openvidu_core::id::{ConnectionId, StreamId, TokenId};
+use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Publisher, Session, Subscriber};
+use openvidu_core::rules;
+
+use super::{ConnectionUpdate, SessionSnapshot, StoreError, StreamProperty, Unpublished};
+
+/// Everything a store keeps about one session: the snapshot callers see, plus the tokens of its
+/// pending connections.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SessionDoc {
+    /// The session and its connections.
+    pub snapshot: SessionSnapshot,
+    /// Usable tokens → the pending connection each one activates.
+    pub tokens: HashMap<TokenId, ConnectionId>,
+}
+
+impl SessionDoc {
+    /// A new session without connections.
+    pub fn new(session: Session) -> Self {
+        Self { snapshot: SessionSnapshot { session, connections: Vec::new() }, tokens: HashMap::new() }
+    }
+
+    fn connection_mut(&mut self, connection: &ConnectionId) -> Result<&mut Connection, StoreError> {
+        self.snapshot
+            .connections
+            .iter_mut()
+            .find(|c| &c.id == connection)
+            .ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))
+    }
+}
+
+/// Whether the garbage collector takes this session: never activated, created before the threshold.
+pub(crate) fn collectable(doc: &SessionDoc, created_before: Millis) -> bool {
+    !doc.snapshot.session.active && doc.snapshot.session.created_at < created_before
+}
+
+/// Orders a listing of sessions as `Store::sessions` returns it: by creation time, then id.
+pub(crate) fn sort_sessions(all: &mut [SessionSnapshot]) {
+    all.sort_by(|a, b| (a.session.created_at, &a.session.id).cmp(&(b.session.created_at, &b.session.id)));
+}
+
+/// Adds a pending connection, usable with `token`.
+pub(crate) fn create_connection(
+    doc: &mut SessionDoc,
+    connection: Connection,
+    token: TokenId,
+) -> Result<(), StoreError> {
+    doc.tokens.insert(token, connection.id.clone());
+    doc.snapshot.connections.push(connection);
+    Ok(())
+}
+
+/// Removes a connection; any token of it dies with it.
+pub(crate) fn remove_connection(doc: &mut SessionDoc, connection: &ConnectionId) -> Result<Connection, StoreError> {
+    let idx = doc
+        .snapshot
+        .connections
+        .iter()
+        .position(|c| &c.id == connection)
+        .ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))?;
+    let removed = doc.snapshot.connections.remove(idx);
+    doc.tokens.retain(|_, c| c != connection);
+    Ok(removed)
+}
+
+/// Uses a token: its pending connection becomes active and the session active. Once only.
+pub(crate) fn activate_connection(
+    doc: &mut SessionDoc,
+    token: &TokenId,
+    info: ActiveInfo,
+) -> Result<Connection, StoreError> {
+    let cid = doc.tokens.get(token).cloned().ok_or(StoreError::TokenNotFound)?;
+    let conn = doc.connection_mut(&cid).map_err(|_| StoreError::TokenNotFound)?;
+    rules::activate(conn, info).map_err(|_| StoreError::TokenNotFound)?;
+    let activated = conn.clone();
+    doc.snapshot.session.active = true;
+    doc.tokens.remove(token);
+    Ok(activated)
+}
+
+/// Changes a connection's role and/or record flag.
+pub(crate) fn update_connection(
+    doc: &mut SessionDoc,
+    connection: &ConnectionId,
+    role: Option<OpenViduRole>,
+    record: Option<bool>,
+) -> Result<ConnectionUpdate, StoreError> {
+    let conn = doc.connection_mut(connection)?;
+    let before = (conn.properties.role, conn.properties.record);
+    if let Some(r) = role {
+        conn.properties.role = r;
+    }
+    if let Some(r) = record {
+        conn.properties.record = r;
+    }
+    let changed = before != (conn.properties.role, conn.properties.record);
+    Ok(ConnectionUpdate { connection: conn.clone(), changed })
+}
+
+/// Sets the recording flag; returns the previous value.
+pub(crate) fn set_recording(doc: &mut SessionDoc, recording: bool) -> Result<bool, StoreError> {
+    Ok(std::mem::replace(&mut doc.snapshot.session.recording, recording))
+}
+
+/// Adds (or replaces) a published stream of a connection.
+pub(crate) fn add_publisher(
+    doc: &mut SessionDoc,
+    connection: &ConnectionId,
+    publisher: Publisher,
+) -> Result<(), StoreError> {
+    let c = doc.connection_mut(connection)?;
+    c.publishers.retain(|p| p.stream_id != publisher.stream_id);
+    c.publishers.push(publisher);
+    Ok(())
+}
+
+/// Removes a published stream and every subscription to it.
+pub(crate) fn remove_publisher(doc: &mut SessionDoc, stream: &StreamId) -> Result<Unpublished, StoreError> {
+    let mut found = None;
+    let mut subscribers = Vec::new();
+    for c in &mut doc.snapshot.connections {
+        if let Some(i) = c.publishers.iter().position(|p| &p.stream_id == stream) {
+            found = Some((c.id.clone(), c.publishers.remove(i)));
+        }
+        let before = c.subscribers.len();
+        c.subscribers.retain(|sub| &sub.stream_id != stream);
+        if c.subscribers.len() != before {
+            subscribers.push(c.id.clone());
+        }
+    }
+    let (owner, publisher) = found.ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+    Ok(Unpublished { owner, publisher, subscribers })
+}
+
+/// Adds (or replaces) a subscription of a connection.
+pub(crate) fn add_subscriber(
+    doc: &mut SessionDoc,
+    connection: &ConnectionId,
+    subscriber: Subscriber,
+) -> Result<(), StoreError> {
+    let c = doc.connection_mut(connection)?;
+    c.subscribers.retain(|x| x.stream_id != subscriber.stream_id);
+    c.subscribers.push(subscriber);
+    Ok(())
+}
+
+/// Removes a subscription.
+pub(crate) fn remove_subscriber(
+    doc: &mut SessionDoc,
+    connection: &ConnectionId,
+    stream: &StreamId,
+) -> Result<Subscriber, StoreError> {
+    let c = doc.connection_mut(connection)?;
+    let i = c
+        .subscribers
+        .iter()
+        .position(|x| &x.stream_id == stream)
+        .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+    Ok(c.subscribers.remove(i))
+}
+
+/// Changes a stream's media options; returns the owner.
+pub(crate) fn set_stream_property(
+    doc: &mut SessionDoc,
+    stream: &StreamId,
+    property: StreamProperty,
+) -> Result<ConnectionId, StoreError> {
+    for c in &mut doc.snapshot.connections {
+        if let Some(p) = c.publishers.iter_mut().find(|p| &p.stream_id == stream) {
+            let m = &mut p.media_options;
+            match property {
+                StreamProperty::AudioActive(v) => m.audio_active = v,
+                StreamProperty::VideoActive(v) => m.video_active = v,
+                StreamProperty::VideoDimensions(d) => m.video_dimensions = Some(d),
+            }
+            return Ok(c.id.clone());
+        }
+    }
+    Err(StoreError::StreamNotFound(stream.clone()))
+}
