@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod cdr;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod events;

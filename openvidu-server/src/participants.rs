@@ -5,13 +5,15 @@
 //! re-attaches a new socket to it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use openvidu_core::id::{ConnectionId, SessionId};
 use openvidu_core::model::OpenViduRole;
 use openvidu_core::wire::rpc::{Notification, notification_frame};
 use tokio::sync::mpsc::UnboundedSender;
+
+use crate::cluster::{Delivery, RemoteDelivery};
 
 /// What a socket task is told to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct Participant {
     pub connection: ConnectionId,
     /// Its role (`None` for secret joins, which may do everything).
     pub role: Option<OpenViduRole>,
+    /// The fencing epoch of this master's hold on the socket (0 for a master alone).
+    pub epoch: u64,
     tx: Option<UnboundedSender<Outgoing>>,
     detached_at: Option<Instant>,
 }
@@ -56,6 +60,8 @@ struct State {
 #[derive(Default)]
 pub struct Participants {
     state: Mutex<State>,
+    /// The other masters, in a cluster: notifications for connections not held here go there.
+    remote: OnceLock<Arc<dyn RemoteDelivery>>,
 }
 
 impl Participants {
@@ -75,8 +81,24 @@ impl Participants {
     ) {
         self.with(|s| {
             s.by_connection.insert(connection.clone(), rpc_id.to_owned());
-            s.by_rpc
-                .insert(rpc_id.to_owned(), Participant { session, connection, role, tx: Some(tx), detached_at: None });
+            s.by_rpc.insert(
+                rpc_id.to_owned(),
+                Participant { session, connection, role, epoch: 0, tx: Some(tx), detached_at: None },
+            );
+        });
+    }
+
+    /// Sends what this master cannot deliver to the other masters (once, at start).
+    pub fn set_remote(&self, remote: Arc<dyn RemoteDelivery>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// Records the epoch of this master's hold on a participant's socket.
+    pub fn set_epoch(&self, rpc_id: &str, epoch: u64) {
+        self.with(|s| {
+            if let Some(p) = s.by_rpc.get_mut(rpc_id) {
+                p.epoch = epoch;
+            }
         });
     }
 
@@ -101,7 +123,12 @@ impl Participants {
 
     /// Removes a participant; its socket, if any, is closed after the frames already queued.
     pub fn remove(&self, connection: &ConnectionId) -> Option<Participant> {
-        let p = self.forget(connection)?;
+        let Some(p) = self.forget(connection) else {
+            if let Some(remote) = self.remote.get() {
+                remote.deliver(Delivery::Close { to: vec![connection.clone()] });
+            }
+            return None;
+        };
         if let Some(tx) = &p.tx {
             let _ = tx.send(Outgoing::Close);
         }
@@ -141,38 +168,61 @@ impl Participants {
         })
     }
 
-    /// Participants detached for longer than `window`.
-    pub fn expired(&self, now: Instant, window: Duration) -> Vec<Participant> {
+    /// Participants detached for longer than `window`, with their JSON-RPC session ids.
+    pub fn expired(&self, now: Instant, window: Duration) -> Vec<(String, Participant)> {
         self.with(|s| {
             s.by_rpc
-                .values()
-                .filter(|p| p.detached_at.is_some_and(|t| now.duration_since(t) >= window))
-                .cloned()
+                .iter()
+                .filter(|(_, p)| p.detached_at.is_some_and(|t| now.duration_since(t) >= window))
+                .map(|(r, p)| (r.clone(), p.clone()))
                 .collect()
         })
     }
 
-    /// Sends a notification to one connection (if its socket is here).
+    /// Sends a notification to one connection (here, or through the other masters).
     pub fn notify(&self, connection: &ConnectionId, n: &Notification) {
-        let frame = notification_frame(n);
-        self.with(|s| {
-            if let Some(tx) = s.by_connection.get(connection).and_then(|r| s.by_rpc.get(r)).and_then(|p| p.tx.as_ref())
-            {
-                let _ = tx.send(Outgoing::Frame(frame));
-            }
-        });
+        self.notify_all(std::iter::once(connection), n);
     }
 
-    /// Sends a notification to these connections.
+    /// Sends a notification to these connections: to the sockets held here, and, in a
+    /// cluster, to the other masters for the rest.
     pub fn notify_all<'a>(&self, connections: impl IntoIterator<Item = &'a ConnectionId>, n: &Notification) {
         let frame = notification_frame(n);
+        let elsewhere = self.send_local(connections, &frame);
+        if !elsewhere.is_empty()
+            && let Some(remote) = self.remote.get()
+        {
+            remote.deliver(Delivery::Frame { to: elsewhere, frame });
+        }
+    }
+
+    /// Sends `frame` to the sockets held here; returns the connections not held here.
+    fn send_local<'a>(
+        &self,
+        connections: impl IntoIterator<Item = &'a ConnectionId>,
+        frame: &str,
+    ) -> Vec<ConnectionId> {
         self.with(|s| {
+            let mut elsewhere = Vec::new();
             for c in connections {
-                if let Some(tx) = s.by_connection.get(c).and_then(|r| s.by_rpc.get(r)).and_then(|p| p.tx.as_ref()) {
-                    let _ = tx.send(Outgoing::Frame(frame.clone()));
+                match s.by_connection.get(c).and_then(|r| s.by_rpc.get(r)) {
+                    Some(p) => {
+                        if let Some(tx) = &p.tx {
+                            let _ = tx.send(Outgoing::Frame(frame.to_owned()));
+                        }
+                    }
+                    None => elsewhere.push(c.clone()),
                 }
             }
-        });
+            elsewhere
+        })
+    }
+
+    /// Tells the other masters that this one holds `connection` now, at `epoch`.
+    pub fn announce_takeover(&self, connection: &ConnectionId, epoch: u64) {
+        if let Some(remote) = self.remote.get() {
+            remote.deliver(Delivery::Forget { connection: connection.clone(), epoch });
+        }
     }
 
     /// Number of participants held (attached or waiting).
@@ -183,6 +233,34 @@ impl Participants {
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl crate::cluster::LocalDelivery for Participants {
+    fn deliver_local(&self, delivery: Delivery) {
+        match delivery {
+            Delivery::Frame { to, frame } => {
+                self.send_local(to.iter(), &frame);
+            }
+            Delivery::Close { to } => {
+                for c in &to {
+                    if let Some(p) = self.forget(c)
+                        && let Some(tx) = &p.tx
+                    {
+                        let _ = tx.send(Outgoing::Close);
+                    }
+                }
+            }
+            Delivery::Forget { connection, epoch } => {
+                let older = self.by_connection(&connection).is_some_and(|p| p.epoch < epoch);
+                if older && let Some(p) = self.forget(&connection) {
+                    tracing::info!(connection_id = %connection, epoch, "another master took this participant over");
+                    if let Some(tx) = &p.tx {
+                        let _ = tx.send(Outgoing::Close);
+                    }
+                }
+            }
+        }
     }
 }
 

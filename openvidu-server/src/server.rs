@@ -207,6 +207,10 @@ impl ServerBuilder {
         let media: Arc<dyn MediaNode> = Arc::new(LocalMediaNode::new(media_config(&config), media_tx)?);
         let svc =
             OpenViduService::new(config.clone(), public_url.clone(), store, self.ids, Events::new(webhook, cdr), media);
+        if let Some(url) = &config.ha_redis_url {
+            let cluster = crate::cluster::Cluster::connect(url, "ov:").await.map_err(ServerError::Store)?;
+            svc.join_cluster(cluster);
+        }
         {
             let svc = svc.clone();
             tasks.push(tokio::spawn(async move {

@@ -134,9 +134,11 @@ struct Inner {
     recordings: RecordingFolder,
     public_url: String,
     ws_url: String,
-    participants: Participants,
+    participants: Arc<Participants>,
     media: Arc<dyn MediaNode>,
     recording: recording::RecordingState,
+    cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+    started_at: Millis,
 }
 
 /// The master node's operations. Cheap to clone.
@@ -166,9 +168,11 @@ impl OpenViduService {
                 recordings,
                 public_url,
                 ws_url,
-                participants: Participants::default(),
+                participants: Arc::new(Participants::default()),
                 media,
                 recording: recording::RecordingState::default(),
+                cluster: std::sync::OnceLock::new(),
+                started_at: now_ms(),
             }),
         }
     }
@@ -176,6 +180,27 @@ impl OpenViduService {
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Joins this master to a cluster (once, before serving): notifications for sockets held by
+    /// other masters go through its bus, and participant sockets are registered in it.
+    pub fn join_cluster(&self, cluster: crate::cluster::Cluster) {
+        let participants: Arc<Participants> = self.inner.participants.clone();
+        self.inner.participants.set_remote(cluster.bus.clone());
+        cluster.bus.attach(participants);
+        let _ = self.inner.cluster.set(cluster);
+    }
+
+    /// The `life` of the JSON-RPC API: the incarnation of the service a participant joined. A
+    /// master alone restarts with a new life (its participants are gone: openvidu-browser says
+    /// `nodeCrashed`); a cluster keeps its life while any master lives.
+    pub fn life(&self) -> u64 {
+        self.cluster().map_or(self.inner.started_at, |c| c.life)
+    }
+
+    /// The cluster this master belongs to, if any.
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.inner.cluster.get()
     }
 
     /// The participants whose sockets this master holds.

@@ -146,7 +146,15 @@ async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
 /// Evicts participants whose socket stayed away longer than the reconnection window.
 pub async fn sweep_detached(svc: &OpenViduService) {
     let window = svc.config().reconnection_window;
-    for p in svc.participants().expired(Instant::now(), window) {
+    for (rpc_id, p) in svc.participants().expired(Instant::now(), window) {
+        // In a cluster, a participant another master took over is only forgotten here.
+        if let Some(cluster) = svc.cluster()
+            && let Ok(false) = cluster.sockets.holds(&rpc_id, &cluster.master_id, p.epoch).await
+        {
+            tracing::info!(connection_id = %p.connection, "held by another master now; forgetting it");
+            svc.participants().forget(&p.connection);
+            continue;
+        }
         if let Err(e) = svc.remove_participant(&p.session, &p.connection, EndReason::NetworkDisconnect).await {
             tracing::debug!(connection_id = %p.connection, error = %e, "evicting a lost participant");
             svc.participants().remove(&p.connection);

@@ -55,9 +55,11 @@ async fn dispatch(svc: &OpenViduService, state: &mut SocketState, req: &Request)
             state.last_ping = std::time::Instant::now();
             Ok(json!("pong"))
         }
-        "connect" => connect(svc, state, req.params()?),
+        "connect" => connect(svc, state, req.params()?).await,
         "joinRoom" => join_room(svc, state, req.params()?).await,
         "echo" | "videoData" => Ok(json!({})),
+        // openvidu-browser asks after a failed `connect`: a different life means the master crashed.
+        "sessionStatus" => Ok(json!({"life": svc.life()})),
         method => {
             let me = svc.participants().get(&state.rpc_id).filter(|_| state.joined).ok_or_else(not_joined)?;
             match method {
@@ -304,16 +306,51 @@ fn media_or_generic(e: ServiceError) -> RpcError {
     }
 }
 
-fn connect(svc: &OpenViduService, state: &mut SocketState, params: ConnectParams) -> RpcResult {
-    match svc.participants().reattach(&params.session_id, state.tx.clone()) {
-        Some(p) => {
-            tracing::info!(rpc_id = %params.session_id, connection_id = %p.connection, "socket re-bound");
+async fn connect(svc: &OpenViduService, state: &mut SocketState, params: ConnectParams) -> RpcResult {
+    let rebound = match svc.participants().reattach(&params.session_id, state.tx.clone()) {
+        Some(p) => Some(p.connection),
+        None => take_over(svc, state, &params.session_id).await,
+    };
+    match rebound {
+        Some(connection) => {
+            tracing::info!(rpc_id = %params.session_id, connection_id = %connection, "socket re-bound");
             state.rpc_id = params.session_id;
             state.joined = true;
             Ok(json!("reconnection successful"))
         }
         None => Err(RpcError::new(ErrorCode::ReconnectionError, "reconnection error")),
     }
+}
+
+/// In a cluster: a participant another master held (it died, or the load balancer moved the
+/// socket) reconnects here. It is taken over when the registry knows it and its connection is
+/// still active; the other masters are told to let it go.
+async fn take_over(svc: &OpenViduService, state: &SocketState, rpc_id: &str) -> Option<ConnectionId> {
+    let cluster = svc.cluster()?;
+    let entry = match cluster.sockets.lookup(rpc_id).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(rpc_id, error = %e, "socket registry unavailable");
+            return None;
+        }
+    };
+    let snapshot = svc.session(&entry.session).await.ok()?;
+    snapshot.connection(&entry.connection).filter(|c| c.active.is_some())?;
+    let epoch =
+        match cluster.sockets.claim(rpc_id, &entry.session, &entry.connection, entry.role, &cluster.master_id).await {
+            Ok(epoch) => epoch,
+            Err(e) => {
+                tracing::warn!(rpc_id, error = %e, "socket registry unavailable");
+                return None;
+            }
+        };
+    svc.participants().insert(rpc_id, entry.session.clone(), entry.connection.clone(), entry.role, state.tx.clone());
+    svc.participants().set_epoch(rpc_id, epoch);
+    svc.participants().announce_takeover(&entry.connection, epoch);
+    tracing::info!(rpc_id, connection_id = %entry.connection, from = %entry.master, epoch,
+        "participant taken over from another master");
+    Some(entry.connection)
 }
 
 async fn join_room(svc: &OpenViduService, state: &mut SocketState, params: JoinRoomParams) -> RpcResult {
@@ -340,6 +377,12 @@ async fn join_room(svc: &OpenViduService, state: &mut SocketState, params: JoinR
         })?;
     let role = connection.properties.role;
     svc.participants().insert(&state.rpc_id, session.clone(), connection.id.clone(), Some(role), state.tx.clone());
+    if let Some(cluster) = svc.cluster() {
+        match cluster.sockets.claim(&state.rpc_id, &session, &connection.id, Some(role), &cluster.master_id).await {
+            Ok(epoch) => svc.participants().set_epoch(&state.rpc_id, epoch),
+            Err(e) => tracing::warn!(rpc_id = %state.rpc_id, error = %e, "socket registry unavailable"),
+        }
+    }
     state.joined = true;
     let active = connection.active.clone().unwrap_or_else(|| ActiveInfo::new(0, None, String::new(), String::new()));
     let value = snapshot
@@ -369,7 +412,7 @@ async fn join_room(svc: &OpenViduService, state: &mut SocketState, params: JoinR
         record: Some(connection.properties.record),
         role: Some(role),
         coturn_ip,
-        life: None,
+        life: Some(svc.life()),
     };
     serde_json::to_value(result).map_err(|e| RpcError::new(ErrorCode::Generic, e.to_string()))
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the master node through real sockets: one binary, one module per concern.
 
+mod cluster;
 mod events;
 mod lifecycle;
 mod signalling;

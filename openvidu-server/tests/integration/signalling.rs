@@ -10,20 +10,20 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A JSON-RPC peer that keeps notifications aside while it waits for answers.
-struct Peer {
+pub(crate) struct Peer {
     ws: Ws,
     next_id: u64,
     notifications: Vec<Value>,
 }
 
 impl Peer {
-    async fn open(server: &RunningServer) -> Self {
+    pub(crate) async fn open(server: &RunningServer) -> Self {
         let url = format!("{}/openvidu", server.url().replacen("http", "ws", 1));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         Self { ws, next_id: 0, notifications: Vec::new() }
     }
 
-    async fn recv(&mut self) -> Option<Value> {
+    pub(crate) async fn recv(&mut self) -> Option<Value> {
         loop {
             match tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await.ok()?? {
                 Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
@@ -38,7 +38,7 @@ impl Peer {
     }
 
     /// Sends a request and returns its answer (`result` or `error` object).
-    async fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+    pub(crate) async fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         self.send_raw(&json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id}).to_string()).await;
@@ -54,8 +54,13 @@ impl Peer {
         }
     }
 
+    /// The notifications of this method received so far (kept aside while waiting for answers).
+    pub(crate) fn notifications_of(&self, method: &str) -> Vec<Value> {
+        self.notifications.iter().filter(|n| n["method"] == method).cloned().collect()
+    }
+
     /// Waits for a notification of this method.
-    async fn notification(&mut self, method: &str) -> Value {
+    pub(crate) async fn notification(&mut self, method: &str) -> Value {
         if let Some(i) = self.notifications.iter().position(|n| n["method"] == method) {
             return self.notifications.remove(i)["params"].clone();
         }
@@ -69,21 +74,21 @@ impl Peer {
     }
 }
 
-struct Rest {
+pub(crate) struct Rest {
     http: reqwest::Client,
     base: String,
     secret: String,
 }
 
 impl Rest {
-    fn new(server: &RunningServer) -> Self {
+    pub(crate) fn new(server: &RunningServer) -> Self {
         Self {
             http: super::client(server),
             base: format!("{}/openvidu/api", server.url()),
             secret: server.secret().into(),
         }
     }
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut r =
             self.http.request(method, format!("{}{path}", self.base)).basic_auth("OPENVIDUAPP", Some(&self.secret));
         if let Some(b) = body {
@@ -93,11 +98,11 @@ impl Rest {
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
     }
-    async fn session(&self, id: &str) {
+    pub(crate) async fn session(&self, id: &str) {
         let (s, _) = self.call(reqwest::Method::POST, "/sessions", Some(json!({"customSessionId": id}))).await;
         assert_eq!(s, 200);
     }
-    async fn token(&self, session: &str, role: &str, data: &str) -> String {
+    pub(crate) async fn token(&self, session: &str, role: &str, data: &str) -> String {
         let (s, c) = self
             .call(
                 reqwest::Method::POST,
@@ -110,7 +115,7 @@ impl Rest {
     }
 }
 
-async fn join(peer: &mut Peer, session: &str, token: &str, metadata: &str) -> Value {
+pub(crate) async fn join(peer: &mut Peer, session: &str, token: &str, metadata: &str) -> Value {
     peer.call("joinRoom", json!({"token": token, "session": session, "platform": "Rust test", "metadata": metadata, "secret": "", "recorder": false}))
         .await
         .unwrap()
