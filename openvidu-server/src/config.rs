@@ -176,6 +176,10 @@ pub struct Args {
     /// Redis URL (`redis://host:port/db`) of the state shared by several masters; unset = in memory.
     #[arg(long, env = "OPENVIDU_HA_REDIS_URL", hide_env_values = true)]
     pub openvidu_ha_redis_url: Option<String>,
+    /// JSON array of media-node control URLs (`["ws://10.0.0.5:3000"]`); unset or `[]` = the
+    /// in-process media node.
+    #[arg(long, env = "KMS_URIS", default_value = "[]")]
+    pub kms_uris: String,
 }
 
 /// Webhook settings.
@@ -253,6 +257,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// OPENVIDU_HA_REDIS_URL: the Redis holding the state shared by several masters (None = in memory).
     pub ha_redis_url: Option<String>,
+    /// KMS_URIS: control URLs of remote media nodes (`openvidu-media-node`); empty = in-process.
+    pub media_nodes: Vec<String>,
 }
 
 /// An IP network in CIDR form (`10.0.0.0/8`, `::1/128`, or a bare address).
@@ -333,6 +339,7 @@ impl Config {
             webrtc_udp_port: 0,
             demo: false,
             ha_redis_url: None,
+            media_nodes: Vec::new(),
         }
     }
 
@@ -346,6 +353,12 @@ impl Config {
                 .map_err(|e| invalid("OPENVIDU_PUBLICURL", format!("{url:?} is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(invalid("OPENVIDU_PUBLICURL", "must start with https:// or http://"));
+            }
+        }
+        for uri in &self.media_nodes {
+            let scheme = url::Url::parse(uri).map(|u| u.scheme().to_owned()).unwrap_or_default();
+            if !matches!(scheme.as_str(), "ws" | "http") {
+                return Err(invalid("KMS_URIS", format!("{uri:?} is not a ws:// or http:// URL of a media node")));
             }
         }
         if let Some(url) = &self.ha_redis_url {
@@ -458,6 +471,12 @@ impl TryFrom<Args> for Config {
                 .map(|p| p.parse().map_err(|e: String| invalid("OPENVIDU_TRUSTED_PROXIES", e)))
                 .collect::<Result<_, _>>()?,
             ha_redis_url: a.openvidu_ha_redis_url.filter(|u| !u.trim().is_empty()),
+            media_nodes: serde_json::from_str::<Vec<String>>(if a.kms_uris.trim().is_empty() {
+                "[]"
+            } else {
+                &a.kms_uris
+            })
+            .map_err(|e| invalid("KMS_URIS", format!("must be a JSON array of URLs: {e}")))?,
         };
         config.validate()?;
         Ok(config)

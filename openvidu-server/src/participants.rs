@@ -196,6 +196,12 @@ impl Participants {
         }
     }
 
+    /// Sends a notification to one connection if its socket is held here (never to the other
+    /// masters: for events every master hears, like a media node's).
+    pub fn notify_local(&self, connection: &ConnectionId, n: &Notification) {
+        self.send_local(std::iter::once(connection), &notification_frame(n));
+    }
+
     /// Sends `frame` to the sockets held here; returns the connections not held here.
     fn send_local<'a>(
         &self,

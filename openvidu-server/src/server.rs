@@ -203,12 +203,29 @@ impl ServerBuilder {
         };
 
         let config = Arc::new(config);
+        let cluster = match &config.ha_redis_url {
+            Some(url) => Some(crate::cluster::Cluster::connect(url, "ov:").await.map_err(ServerError::Store)?),
+            None => None,
+        };
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-        let media: Arc<dyn MediaNode> = Arc::new(LocalMediaNode::new(media_config(&config), media_tx)?);
+        let media: Arc<dyn MediaNode> = if config.media_nodes.is_empty() {
+            Arc::new(LocalMediaNode::new(media_config(&config), media_tx)?)
+        } else {
+            let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
+            for uri in &config.media_nodes {
+                let node = openvidu_media::RemoteMediaNode::connect(uri, &config.secret, media_tx.clone()).await?;
+                tracing::info!(%uri, media_node_id = %node.id(), "media node connected");
+                nodes.push(Arc::new(node));
+            }
+            let pool = openvidu_media::MediaNodePool::new(nodes);
+            Arc::new(match &cluster {
+                Some(c) => pool.with_placement(c.placement.clone()),
+                None => pool,
+            })
+        };
         let svc =
             OpenViduService::new(config.clone(), public_url.clone(), store, self.ids, Events::new(webhook, cdr), media);
-        if let Some(url) = &config.ha_redis_url {
-            let cluster = crate::cluster::Cluster::connect(url, "ov:").await.map_err(ServerError::Store)?;
+        if let Some(cluster) = cluster {
             svc.join_cluster(cluster);
         }
         {

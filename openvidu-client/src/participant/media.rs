@@ -583,17 +583,64 @@ pub(crate) fn check_ivf(data: &Bytes) -> Result<IvfInfo, ParticipantError> {
     Ok(IvfInfo { period, width: header.width, height: header.height })
 }
 
-/// Real VP8 frames from an IVF file, paced by its timebase, looping at the end.
+/// Whether a VP8 frame is a keyframe (the P bit of its frame tag is 0).
+fn vp8_keyframe(frame: &[u8]) -> bool {
+    frame.first().is_some_and(|b| b & 1 == 0)
+}
+
+/// Aborts a task when dropped.
+struct TaskGuard(AbortHandle);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Real VP8 frames from an IVF file, paced by its timebase, looping at the end. A keyframe
+/// request (PLI or FIR) from the SFU makes it jump to the file's next keyframe at once, as a
+/// browser's encoder answers with a keyframe, so recordings and new subscribers start fast.
 async fn ivf_video(track: Arc<TrackLocalStaticSample>, ssrc: u32, pt: u8, data: Bytes) {
     let Ok(IvfInfo { period, .. }) = check_ivf(&data) else { return };
+    let Ok((mut reader, _)) = IVFReader::new(Cursor::new(data)) else { return };
+    let mut frames = Vec::new();
+    while let Ok((frame, _)) = reader.parse_next_frame() {
+        frames.push(frame.freeze());
+    }
+    if frames.is_empty() {
+        return;
+    }
+    let wanted = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (track, wanted) = (track.clone(), wanted.clone());
+        tokio::spawn(async move {
+            use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+            use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+            use webrtc::media_stream::track_local::TrackLocalEvent;
+            while let Some(event) = track.poll().await {
+                let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
+                if packets
+                    .iter()
+                    .any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>())
+                {
+                    wanted.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let _watcher = TaskGuard(watcher.abort_handle());
     let mut tick = ticker(period);
+    let mut i = 0;
     loop {
-        let Ok((mut reader, _)) = IVFReader::new(Cursor::new(data.clone())) else { return };
-        while let Ok((frame, _)) = reader.parse_next_frame() {
-            tick.tick().await;
-            let sample = Sample { data: frame.freeze(), duration: period, ..Sample::new(Instant::now()) };
-            let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
+        tick.tick().await;
+        if wanted.swap(false, Ordering::Relaxed)
+            && let Some(k) = (0..frames.len()).map(|n| (i + n) % frames.len()).find(|&n| vp8_keyframe(&frames[n]))
+        {
+            i = k;
         }
+        let sample = Sample { data: frames[i].clone(), duration: period, ..Sample::new(Instant::now()) };
+        let _ = track.sample_writer(ssrc, pt).write_sample(&sample).await;
+        i = (i + 1) % frames.len();
     }
 }
 

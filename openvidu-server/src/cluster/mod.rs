@@ -8,6 +8,7 @@
 //! finds it in the registry, takes it over (a new epoch) and tells the others to forget it.
 
 mod bus;
+mod placement;
 mod sockets;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use openvidu_core::id::ConnectionId;
 use serde::{Deserialize, Serialize};
 
 pub use bus::{LocalDelivery, RedisBus};
+pub use placement::RedisPlacement;
 pub use sockets::{RedisSockets, SocketEntry};
 
 /// What a master asks the master holding some sockets to do.
@@ -58,6 +60,8 @@ pub struct Cluster {
     pub bus: Arc<RedisBus>,
     /// Who holds which participant socket.
     pub sockets: Arc<RedisSockets>,
+    /// Which media node hosts each session.
+    pub placement: Arc<RedisPlacement>,
     /// The cluster's incarnation (`life` of the JSON-RPC API): set by the first master of a
     /// Redis and kept while any master lives, so a participant whose `connect` fails after a
     /// master died learns it was not a crash of the whole service.
@@ -95,8 +99,9 @@ impl Cluster {
         .map_err(|_| StoreError::Unavailable("Redis did not answer in time".into()))?
         .map_err(|e| StoreError::Unavailable(format!("reading the cluster's life: {e}")))?;
         let bus = Arc::new(RedisBus::start(client, con.clone(), prefix, &master_id));
+        let placement = Arc::new(RedisPlacement::new(con.clone(), prefix, timeout));
         let sockets = Arc::new(RedisSockets::new(con, prefix, timeout));
         tracing::info!(%master_id, "joined the cluster");
-        Ok(Self { master_id, bus, sockets, life })
+        Ok(Self { master_id, bus, sockets, placement, life })
     }
 }

@@ -394,7 +394,9 @@ impl OpenViduService {
                         None => return,
                     },
                 };
-                self.inner.participants.notify(
+                // Every master connected to a media node hears its events: only the one
+                // holding the participant's socket delivers them.
+                self.inner.participants.notify_local(
                     &to,
                     &Notification::IceCandidate {
                         sender_connection_id: sender.clone(),

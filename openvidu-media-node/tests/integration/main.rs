@@ -1,0 +1,10 @@
+//! Integration tests of openvidu-media-node: a media node server in-process (or the binary as a
+//! process), driven through `RemoteMediaNode` with real webrtc peers over loopback.
+
+#[allow(dead_code)]
+mod support;
+
+mod control;
+mod media;
+mod process;
+mod reconnect;
