@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use openvidu::client::participant::{JoinOptions, MediaSource, Participant, PublishOptions};
-use openvidu::client::{OpenVidu, SessionProperties};
+use openvidu::client::{OpenVidu, OutputMode, RecordingProperties, RecordingStatus, SessionProperties};
 
 const SECRET: &str = "HA_SECRET";
 
@@ -90,7 +90,7 @@ fn media_node() -> (Proc, String) {
     Proc::start("media node", cmd, "openvidu-media-node listening on ")
 }
 
-fn master(redis_url: &str, nodes: &[String], public_url: &str) -> (Proc, String) {
+fn master(redis_url: &str, nodes: &[String], public_url: &str, recordings: &std::path::Path) -> (Proc, String) {
     let mut cmd = Command::new(binary("openvidu-server"));
     cmd.env("OPENVIDU_SECRET", SECRET)
         .env("OPENVIDU_HTTPS", "false")
@@ -99,6 +99,8 @@ fn master(redis_url: &str, nodes: &[String], public_url: &str) -> (Proc, String)
         .env("OPENVIDU_PUBLICURL", public_url)
         .env("OPENVIDU_HA_REDIS_URL", redis_url)
         .env("KMS_URIS", serde_json::to_string(nodes).expect("JSON"))
+        .env("OPENVIDU_RECORDING", "true")
+        .env("OPENVIDU_RECORDING_PATH", recordings)
         .env("RUST_LOG", "warn");
     Proc::start("master", cmd, "openvidu-server listening on ")
 }
@@ -166,7 +168,7 @@ async fn masters_behind_haproxy_survive_a_master_kill_and_a_redis_restart() {
     let mut masters = Vec::new();
     let mut urls = Vec::new();
     for _ in 0..3 {
-        let (p, url) = master(&redis_url, &nodes, &public);
+        let (p, url) = master(&redis_url, &nodes, &public, &dir.path().join("recordings"));
         masters.push(p);
         urls.push(url);
     }
@@ -199,6 +201,18 @@ async fn masters_behind_haproxy_survive_a_master_kill_and_a_redis_restart() {
         all_receive(&bots, BOTS - 1)
     })
     .await;
+
+    // A recording started through one master is stopped through another.
+    let (via_b, via_c) =
+        (OpenVidu::new(&urls[1], SECRET).expect("a client"), OpenVidu::new(&urls[2], SECRET).expect("a client"));
+    via_b.fetch().await.expect("fetch");
+    let session = via_b.active_sessions().into_iter().find(|x| x.id().as_str() == "ha1").expect("ha1");
+    let props = RecordingProperties::builder().output_mode(OutputMode::Individual).build();
+    let started = via_b.start_recording(session.id(), props).await.expect("the recording starts on B");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped = via_c.stop_recording(&started.id).await.expect("the recording stops on C");
+    assert_eq!(stopped.status, RecordingStatus::Ready, "{stopped:?}");
+    assert_eq!(via_b.get_recording(&started.id).await.expect("B sees it").status, RecordingStatus::Ready);
 
     // Kill -9 one master: every bot re-binds through HAProxy; nothing is lost.
     masters[0].kill();

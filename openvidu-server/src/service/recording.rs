@@ -232,9 +232,18 @@ impl OpenViduService {
     /// not in progress. Returns it `ready` (or `failed`) once its files are done, as CE does.
     pub async fn stop_recording(&self, id: &RecordingId) -> Result<Recording, ServiceError> {
         let folder = self.require_recording()?;
-        let Some(active) = self.inner.recording.find(id) else {
-            folder.get(id).await?;
-            return Err(ServiceError::RecordingNotInProgress(id.clone()));
+        let (active, held_here) = match self.inner.recording.find(id) {
+            Some(r) => (r, true),
+            None => {
+                let r = folder.get(id).await?;
+                // In a cluster another master may run it: its entity file says so, and the
+                // media node (shared) holds the recorder, so any master can stop it.
+                match r.status {
+                    RecordingStatus::Started if self.cluster().is_some() => (r, false),
+                    RecordingStatus::Starting => return Err(ServiceError::RecordingStarting(id.clone())),
+                    _ => return Err(ServiceError::RecordingNotInProgress(id.clone())),
+                }
+            }
         };
         if active.status == RecordingStatus::Starting {
             return Err(ServiceError::RecordingStarting(id.clone()));
@@ -245,10 +254,13 @@ impl OpenViduService {
             Ok(Some(s)) => s.connections,
             _ => Vec::new(),
         };
-        let recording = self
-            .end_recording(&session, EndReason::RecordingStoppedByServer, &recipients)
-            .await
-            .ok_or_else(|| ServiceError::RecordingNotInProgress(id.clone()))?;
+        let reason = EndReason::RecordingStoppedByServer;
+        let recording = if held_here {
+            self.end_recording(&session, reason, &recipients).await
+        } else {
+            self.finish_recording(active, reason, &recipients).await
+        }
+        .ok_or_else(|| ServiceError::RecordingNotInProgress(id.clone()))?;
         // Stopping during the countdown of an empty session closes it (spec §3.5).
         if !recipients.iter().any(|c| c.active.is_some()) {
             match self.close_session(&session, EndReason::LastParticipantLeft).await {
@@ -268,9 +280,27 @@ impl OpenViduService {
         reason: EndReason,
         recipients: &[Connection],
     ) -> Option<Recording> {
-        let mut recording = self.inner.recording.take(session)?;
+        let recording = self.inner.recording.take(session)?;
+        self.finish_recording(recording, reason, recipients).await
+    }
+
+    /// Ends `recording` (see [`end_recording`](Self::end_recording)), unless its entity file
+    /// says another master ended it already.
+    async fn finish_recording(
+        &self,
+        mut recording: Recording,
+        reason: EndReason,
+        recipients: &[Connection],
+    ) -> Option<Recording> {
+        let session = &recording.session_id.clone();
         let reason = recording_reason(reason);
         let folder = &self.inner.recordings;
+        if let Ok(on_disk) = folder.get(&recording.id).await
+            && !matches!(on_disk.status, RecordingStatus::Starting | RecordingStatus::Started)
+        {
+            tracing::info!(recording_id = %recording.id, status = ?on_disk.status, "recording already ended elsewhere");
+            return None;
+        }
         let id = recording.id.clone();
         recording.status = RecordingStatus::Stopped;
         if let Err(e) = folder.save(&recording).await {
