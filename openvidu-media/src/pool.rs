@@ -6,12 +6,15 @@
 //! ([`MemoryPlacement`]) for one master, in the shared store for several.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openvidu_core::id::{ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId};
+pub use openvidu_core::wire::webhook::MediaNodeStatus;
 
 use crate::node::{EndpointId, IceCandidate, LoadReport, MediaError, MediaNode, PublishOptions};
 use crate::recording::{RecordedStream, RecordingReport, RecordingSpec};
+use crate::remote::RemoteMediaNode;
 
 /// Where sessions are placed: session → media node id. Each method is one atomic transition,
 /// so that several masters sharing one placement (e.g. in Redis) never place a session twice.
@@ -83,22 +86,108 @@ pub fn placement_order(loads: &[LoadReport]) -> Vec<usize> {
 }
 
 /// Several media nodes behind one [`MediaNode`]: [`create_router`](MediaNode::create_router)
-/// places a new session on the least loaded node that accepts it (see [`placement_order`]); a
-/// node whose `create_router` fails (e.g. a disconnected
-/// [`RemoteMediaNode`](crate::RemoteMediaNode)) is skipped. Every other call goes to the
-/// session's node, and fails with [`MediaError::NoRouter`] for a session that is not placed.
+/// places a new session on the least loaded `running` node that accepts it (see
+/// [`placement_order`]); a node whose `create_router` fails (e.g. a disconnected
+/// [`RemoteMediaNode`]) is skipped. Every other call goes to the session's node, and fails with
+/// [`MediaError::NoRouter`] for a session that is not placed.
+///
+/// The node list changes at runtime ([`add`](Self::add), [`add_remote`](Self::add_remote),
+/// [`remove`](Self::remove)); each node has a [`MediaNodeStatus`] and only `running` nodes get
+/// new sessions, while sessions already placed keep using their node whatever its status.
 ///
 /// The pool forwards no events: give every node the same event channel.
 pub struct MediaNodePool {
     id: MediaNodeId,
-    nodes: Vec<Arc<dyn MediaNode>>,
+    nodes: RwLock<Vec<PoolEntry>>,
     placement: Arc<dyn Placement>,
 }
 
+/// One node of the pool with what the pool knows about it.
+struct PoolEntry {
+    node: Arc<dyn MediaNode>,
+    remote: Option<Arc<RemoteMediaNode>>,
+    uri: Option<String>,
+    status: MediaNodeStatus,
+    launching_time: u64,
+    connection_time: u64,
+    /// When the node was first seen disconnected (wall clock ms, monotonic instant).
+    disconnected: Option<(u64, Instant)>,
+}
+
+impl PoolEntry {
+    fn new(node: Arc<dyn MediaNode>, remote: Option<Arc<RemoteMediaNode>>, uri: Option<String>) -> Self {
+        let now = now_ms();
+        Self {
+            node,
+            remote,
+            uri,
+            status: MediaNodeStatus::Running,
+            launching_time: now,
+            connection_time: now,
+            disconnected: None,
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.remote.as_ref().is_none_or(|r| r.is_connected())
+    }
+
+    fn info(&self) -> MediaNodeInfo {
+        MediaNodeInfo {
+            id: self.node.id().clone(),
+            uri: self.uri.clone().or_else(|| self.remote.as_ref().map(|r| r.url().to_owned())),
+            status: self.status,
+            connected: self.connected(),
+            launching_time: self.launching_time,
+            connection_time: self.connection_time,
+            disconnection_time: self.disconnected.map(|(ms, _)| ms),
+            remote: self.remote.is_some(),
+        }
+    }
+}
+
+/// What the pool knows about one of its nodes (for the media-node REST API).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct MediaNodeInfo {
+    /// The node's id.
+    pub id: MediaNodeId,
+    /// The URI it was added with (for a remote node without one: its control URL).
+    pub uri: Option<String>,
+    /// Its status.
+    pub status: MediaNodeStatus,
+    /// Whether its control connection is up (always for in-process nodes).
+    pub connected: bool,
+    /// When it was added (ms since the epoch).
+    pub launching_time: u64,
+    /// When its connection was (last) established (ms since the epoch).
+    pub connection_time: u64,
+    /// Since when it has been disconnected, as last observed by
+    /// [`observe_connections`](MediaNodePool::observe_connections).
+    pub disconnection_time: Option<u64>,
+    /// Whether it is a [`RemoteMediaNode`].
+    pub remote: bool,
+}
+
+/// A connection state change seen by [`MediaNodePool::observe_connections`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disconnection {
+    /// The node.
+    pub id: MediaNodeId,
+    /// How long it has been disconnected.
+    pub for_how_long: Duration,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 impl MediaNodePool {
-    /// A pool of `nodes` with in-memory placements; its own id is `media_pool`.
+    /// A pool of `nodes` with in-memory placements; its own id is `media_pool`. Every node starts
+    /// `running`.
     pub fn new(nodes: Vec<Arc<dyn MediaNode>>) -> Self {
-        Self { id: pool_id(), nodes, placement: Arc::new(MemoryPlacement::default()) }
+        let nodes = nodes.into_iter().map(|n| PoolEntry::new(n, None, None)).collect();
+        Self { id: pool_id(), nodes: RwLock::new(nodes), placement: Arc::new(MemoryPlacement::default()) }
     }
 
     /// The same pool keeping its placements in `placement` (e.g. a store shared by masters).
@@ -113,14 +202,146 @@ impl MediaNodePool {
         self
     }
 
-    /// The nodes.
-    pub fn nodes(&self) -> &[Arc<dyn MediaNode>] {
-        &self.nodes
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<PoolEntry>> {
+        self.nodes.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<PoolEntry>> {
+        self.nodes.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The nodes, in the order they were added.
+    pub fn nodes(&self) -> Vec<Arc<dyn MediaNode>> {
+        self.read().iter().map(|e| e.node.clone()).collect()
     }
 
     /// The node with this id.
-    pub fn node(&self, id: &MediaNodeId) -> Option<&Arc<dyn MediaNode>> {
-        self.nodes.iter().find(|n| n.id() == id)
+    pub fn node(&self, id: &MediaNodeId) -> Option<Arc<dyn MediaNode>> {
+        self.read().iter().find(|e| e.node.id() == id).map(|e| e.node.clone())
+    }
+
+    /// The node with this id, when it is a [`RemoteMediaNode`].
+    pub fn remote(&self, id: &MediaNodeId) -> Option<Arc<RemoteMediaNode>> {
+        self.read().iter().find(|e| e.node.id() == id).and_then(|e| e.remote.clone())
+    }
+
+    /// What the pool knows about each node, in the order they were added.
+    pub fn infos(&self) -> Vec<MediaNodeInfo> {
+        self.read().iter().map(PoolEntry::info).collect()
+    }
+
+    /// What the pool knows about the node with this id.
+    pub fn info(&self, id: &MediaNodeId) -> Option<MediaNodeInfo> {
+        self.read().iter().find(|e| e.node.id() == id).map(PoolEntry::info)
+    }
+
+    /// Adds a node, `running`. Fails with [`MediaError::Config`] when a node with its id is in
+    /// the pool already.
+    pub fn add(&self, node: Arc<dyn MediaNode>) -> Result<MediaNodeInfo, MediaError> {
+        self.insert(PoolEntry::new(node, None, None))
+    }
+
+    /// Adds a remote node reached at `uri`, `running`; its connection state is tracked by
+    /// [`observe_connections`](Self::observe_connections). Fails with [`MediaError::Config`]
+    /// when a node with its id or this URI is in the pool already.
+    pub fn add_remote(&self, node: Arc<RemoteMediaNode>, uri: impl Into<String>) -> Result<MediaNodeInfo, MediaError> {
+        let uri = uri.into();
+        if let Some(id) = self.node_with_uri(&uri).or_else(|| self.node_with_uri(node.url())) {
+            return Err(MediaError::Config(format!("media node {id} is registered at {uri} already")));
+        }
+        self.insert(PoolEntry::new(node.clone(), Some(node), Some(uri)))
+    }
+
+    /// The node added with this URI (or whose control URL it is), if any.
+    pub fn node_with_uri(&self, uri: &str) -> Option<MediaNodeId> {
+        self.read()
+            .iter()
+            .find(|e| e.uri.as_deref() == Some(uri) || e.remote.as_ref().is_some_and(|r| r.url() == uri))
+            .map(|e| e.node.id().clone())
+    }
+
+    fn insert(&self, entry: PoolEntry) -> Result<MediaNodeInfo, MediaError> {
+        let mut nodes = self.write();
+        if nodes.iter().any(|e| e.node.id() == entry.node.id()) {
+            return Err(MediaError::Config(format!("media node {} is in the pool already", entry.node.id())));
+        }
+        let info = entry.info();
+        tracing::info!(node_id = %info.id, uri = ?info.uri, "media node added to the pool");
+        nodes.push(entry);
+        Ok(info)
+    }
+
+    /// Removes a node and forgets the placements of the sessions still placed on it (their
+    /// routers are not closed: close the sessions first). Returns the node, if it was there.
+    pub async fn remove(&self, id: &MediaNodeId) -> Result<Option<Arc<dyn MediaNode>>, MediaError> {
+        let removed = {
+            let mut nodes = self.write();
+            nodes.iter().position(|e| e.node.id() == id).map(|i| nodes.remove(i).node)
+        };
+        if removed.is_some() {
+            for session in self.placement.sessions_on(id).await? {
+                self.placement.release(&session, id).await?;
+            }
+            tracing::info!(node_id = %id, "media node removed from the pool");
+        }
+        Ok(removed)
+    }
+
+    /// The status of a node.
+    pub fn status(&self, id: &MediaNodeId) -> Option<MediaNodeStatus> {
+        self.read().iter().find(|e| e.node.id() == id).map(|e| e.status)
+    }
+
+    /// Sets the status of a node; returns its former status (`None`: no such node). Whether the
+    /// transition is allowed is the caller's business.
+    pub fn set_status(&self, id: &MediaNodeId, status: MediaNodeStatus) -> Option<MediaNodeStatus> {
+        let mut nodes = self.write();
+        let entry = nodes.iter_mut().find(|e| e.node.id() == id)?;
+        let old = std::mem::replace(&mut entry.status, status);
+        if old != status {
+            tracing::info!(node_id = %id, old_status = %old, new_status = %status, "media node status changed");
+        }
+        Some(old)
+    }
+
+    /// Sets the status of a node only when it is `from` now; returns whether it was.
+    pub fn change_status(&self, id: &MediaNodeId, from: MediaNodeStatus, to: MediaNodeStatus) -> bool {
+        let mut nodes = self.write();
+        match nodes.iter_mut().find(|e| e.node.id() == id) {
+            Some(e) if e.status == from => {
+                e.status = to;
+                tracing::info!(node_id = %id, old_status = %from, new_status = %to, "media node status changed");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Looks at every remote node's connection: records when it went down or came back, and
+    /// returns the nodes that are down with how long they have been.
+    pub fn observe_connections(&self) -> Vec<Disconnection> {
+        let now = Instant::now();
+        let mut down = Vec::new();
+        for e in self.write().iter_mut() {
+            if e.connected() {
+                if e.disconnected.take().is_some() {
+                    e.connection_time = now_ms();
+                    tracing::info!(node_id = %e.node.id(), "media node reconnected");
+                }
+            } else {
+                let (_, since) = *e.disconnected.get_or_insert_with(|| {
+                    tracing::warn!(node_id = %e.node.id(), "media node disconnected");
+                    (now_ms(), now)
+                });
+                down.push(Disconnection { id: e.node.id().clone(), for_how_long: now.duration_since(since) });
+            }
+        }
+        down
+    }
+
+    /// The sessions placed on a node.
+    pub async fn sessions_on(&self, node: &MediaNodeId) -> Result<Vec<SessionId>, MediaError> {
+        self.placement.sessions_on(node).await
     }
 
     /// The node hosting `session` (the session's `mediaNodeId`), if it is placed.
@@ -129,9 +350,16 @@ impl MediaNodePool {
     }
 
     /// Creates the session's router on a chosen node (`mediaNode` of `POST /sessions`), unless
-    /// the session is placed already: then on its node, whatever `node` says.
+    /// the session is placed already: then on its node, whatever `node` says. A node that is
+    /// not `running` takes no new session.
     pub async fn create_router_on(&self, session: &SessionId, node: &MediaNodeId) -> Result<(), MediaError> {
         let chosen = self.known(node)?;
+        if let Some(owner) = self.placement.node_of(session).await? {
+            return self.known(&owner)?.create_router(session).await;
+        }
+        if self.status(node) != Some(MediaNodeStatus::Running) {
+            return Err(MediaError::Internal(format!("media node {node} is not running")));
+        }
         let owner = self.placement.claim(session, node).await?;
         let target = if &owner == node { chosen } else { self.known(&owner)? };
         let result = target.create_router(session).await;
@@ -141,12 +369,12 @@ impl MediaNodePool {
         result
     }
 
-    fn known(&self, id: &MediaNodeId) -> Result<&Arc<dyn MediaNode>, MediaError> {
+    fn known(&self, id: &MediaNodeId) -> Result<Arc<dyn MediaNode>, MediaError> {
         self.node(id).ok_or_else(|| MediaError::Internal(format!("media node {id} is not in this pool")))
     }
 
     /// The node of a placed session.
-    async fn route(&self, session: &SessionId) -> Result<&Arc<dyn MediaNode>, MediaError> {
+    async fn route(&self, session: &SessionId) -> Result<Arc<dyn MediaNode>, MediaError> {
         match self.placement.node_of(session).await? {
             Some(id) => self.known(&id),
             None => Err(MediaError::NoRouter(session.clone())),
@@ -168,10 +396,16 @@ impl MediaNode for MediaNodePool {
         if let Some(id) = self.placement.node_of(session).await? {
             return self.known(&id)?.create_router(session).await;
         }
-        let loads = futures_util::future::join_all(self.nodes.iter().map(|n| n.load())).await;
+        let running: Vec<Arc<dyn MediaNode>> = self
+            .read()
+            .iter()
+            .filter(|e| e.status == MediaNodeStatus::Running && e.connected())
+            .map(|e| e.node.clone())
+            .collect();
+        let loads = futures_util::future::join_all(running.iter().map(|n| n.load())).await;
         let mut last_error = None;
         for i in placement_order(&loads) {
-            let node = &self.nodes[i];
+            let node = &running[i];
             let owner = self.placement.claim(session, node.id()).await?;
             if &owner != node.id() {
                 // Placed meanwhile (another call, another master).
@@ -266,7 +500,8 @@ impl MediaNode for MediaNodePool {
 
     /// The sums of the nodes' counts; the CPU load is their average.
     async fn load(&self) -> LoadReport {
-        let loads = futures_util::future::join_all(self.nodes.iter().map(|n| n.load())).await;
+        let nodes = self.nodes();
+        let loads = futures_util::future::join_all(nodes.iter().map(|n| n.load())).await;
         let mut total = loads.iter().fold(LoadReport::default(), |mut t, l| {
             t.routers += l.routers;
             t.publishers += l.publishers;
@@ -538,5 +773,41 @@ mod tests {
         assert_eq!(placement.sessions_on(&b.id).await.unwrap(), vec![s.clone()]);
         let unknown = MediaNodeId::parse("media_zz").unwrap();
         assert!(matches!(p1.create_router_on(&session("ses_N"), &unknown).await, Err(MediaError::Internal(_))));
+    }
+
+    #[tokio::test]
+    async fn nodes_come_and_go_and_only_running_ones_take_sessions() {
+        let a = FakeNode::new("media_a", 0, 0, 0);
+        let b = FakeNode::new("media_b", 5, 5, 5);
+        let pool = pool(std::slice::from_ref(&a));
+        pool.add(b.clone()).unwrap();
+        assert!(matches!(pool.add(b.clone()), Err(MediaError::Config(_))), "same id twice");
+        assert_eq!(pool.nodes().len(), 2);
+        let info = pool.info(&b.id).unwrap();
+        assert_eq!((info.status, info.connected, info.remote, info.uri), (MediaNodeStatus::Running, true, false, None));
+        assert!(pool.observe_connections().is_empty());
+
+        // a is the least loaded, but not running: new sessions go to b.
+        assert_eq!(pool.set_status(&a.id, MediaNodeStatus::WaitingIdleToTerminate), Some(MediaNodeStatus::Running));
+        let s = session("ses_W");
+        pool.create_router(&s).await.unwrap();
+        assert!(b.has(&s) && !a.has(&s));
+        assert!(pool.create_router_on(&session("ses_V"), &a.id).await.is_err(), "a takes no new session");
+        assert!(!pool.change_status(&a.id, MediaNodeStatus::Running, MediaNodeStatus::Terminating));
+        assert!(pool.change_status(&a.id, MediaNodeStatus::WaitingIdleToTerminate, MediaNodeStatus::Running));
+        assert_eq!(pool.status(&a.id), Some(MediaNodeStatus::Running));
+
+        // Removing b forgets its placements.
+        assert_eq!(pool.sessions_on(&b.id).await.unwrap(), vec![s.clone()]);
+        assert!(pool.remove(&b.id).await.unwrap().is_some());
+        assert!(pool.remove(&b.id).await.unwrap().is_none());
+        assert_eq!(pool.node_of(&s).await.unwrap(), None);
+        assert!(matches!(
+            pool.publish(&s, &stream("str_CAM_Y_con_A"), PublishOptions::new("o")).await,
+            Err(MediaError::NoRouter(_))
+        ));
+        assert_eq!(pool.set_status(&b.id, MediaNodeStatus::Running), None);
+        pool.create_router(&s).await.unwrap();
+        assert!(a.has(&s));
     }
 }

@@ -180,6 +180,9 @@ pub struct Args {
     /// in-process media node.
     #[arg(long, env = "KMS_URIS", default_value = "[]")]
     pub kms_uris: String,
+    /// Seconds a remote media node may stay disconnected before it is declared crashed.
+    #[arg(long, env = "OPENVIDU_MEDIA_NODE_GRACE", default_value_t = 3.0)]
+    pub openvidu_media_node_grace: f64,
 }
 
 /// Webhook settings.
@@ -259,6 +262,8 @@ pub struct Config {
     pub ha_redis_url: Option<String>,
     /// KMS_URIS: control URLs of remote media nodes (`openvidu-media-node`); empty = in-process.
     pub media_nodes: Vec<String>,
+    /// OPENVIDU_MEDIA_NODE_GRACE: how long a remote media node may stay disconnected before it is crashed.
+    pub media_node_grace: Duration,
 }
 
 /// An IP network in CIDR form (`10.0.0.0/8`, `::1/128`, or a bare address).
@@ -340,6 +345,7 @@ impl Config {
             demo: false,
             ha_redis_url: None,
             media_nodes: Vec::new(),
+            media_node_grace: Duration::from_secs(3),
         }
     }
 
@@ -477,6 +483,8 @@ impl TryFrom<Args> for Config {
                 &a.kms_uris
             })
             .map_err(|e| invalid("KMS_URIS", format!("must be a JSON array of URLs: {e}")))?,
+            media_node_grace: Duration::try_from_secs_f64(a.openvidu_media_node_grace)
+                .map_err(|e| invalid("OPENVIDU_MEDIA_NODE_GRACE", format!("must be a number of seconds: {e}")))?,
         };
         config.validate()?;
         Ok(config)

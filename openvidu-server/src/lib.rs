@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod media_watch;
 pub mod participants;
 pub mod recordings;
 pub mod rest;

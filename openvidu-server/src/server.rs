@@ -208,23 +208,28 @@ impl ServerBuilder {
             None => None,
         };
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+        let mut media_pool = None;
         let media: Arc<dyn MediaNode> = if config.media_nodes.is_empty() {
             Arc::new(LocalMediaNode::new(media_config(&config), media_tx)?)
         } else {
-            let mut nodes: Vec<Arc<dyn MediaNode>> = Vec::new();
+            let pool = openvidu_media::MediaNodePool::new(Vec::new());
+            let pool = Arc::new(match &cluster {
+                Some(c) => pool.with_placement(c.placement.clone()),
+                None => pool,
+            });
             for uri in &config.media_nodes {
                 let node = openvidu_media::RemoteMediaNode::connect(uri, &config.secret, media_tx.clone()).await?;
                 tracing::info!(%uri, media_node_id = %node.id(), "media node connected");
-                nodes.push(Arc::new(node));
+                pool.add_remote(Arc::new(node), uri.clone())?;
             }
-            let pool = openvidu_media::MediaNodePool::new(nodes);
-            Arc::new(match &cluster {
-                Some(c) => pool.with_placement(c.placement.clone()),
-                None => pool,
-            })
+            media_pool = Some((pool.clone(), media_tx));
+            pool
         };
         let svc =
             OpenViduService::new(config.clone(), public_url.clone(), store, self.ids, Events::new(webhook, cdr), media);
+        if let Some((pool, media_tx)) = media_pool {
+            svc.set_media_pool(pool, media_tx);
+        }
         if let Some(cluster) = cluster {
             svc.join_cluster(cluster);
         }
@@ -237,6 +242,7 @@ impl ServerBuilder {
             }));
         }
 
+        tasks.push(tokio::spawn(crate::media_watch::run(svc.clone())));
         if let Some(every) = config.garbage_interval {
             let svc = svc.clone();
             tasks.push(tokio::spawn(async move {

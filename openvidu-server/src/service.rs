@@ -28,6 +28,9 @@ use crate::recordings::{RecordingFolder, RecordingStoreError};
 
 use crate::store::{ConnectionUpdate, SessionSnapshot, Store, StoreError};
 
+/// The channel media nodes send their [`MediaEvent`](openvidu_media::MediaEvent)s into.
+pub type MediaEventSender = tokio::sync::mpsc::UnboundedSender<openvidu_media::MediaEvent>;
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
@@ -138,6 +141,7 @@ struct Inner {
     media: Arc<dyn MediaNode>,
     recording: recording::RecordingState,
     cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+    media_pool: std::sync::OnceLock<(Arc<openvidu_media::MediaNodePool>, MediaEventSender)>,
     started_at: Millis,
 }
 
@@ -172,6 +176,7 @@ impl OpenViduService {
                 media,
                 recording: recording::RecordingState::default(),
                 cluster: std::sync::OnceLock::new(),
+                media_pool: std::sync::OnceLock::new(),
                 started_at: now_ms(),
             }),
         }
@@ -201,6 +206,33 @@ impl OpenViduService {
     /// The cluster this master belongs to, if any.
     pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
         self.inner.cluster.get()
+    }
+
+    /// The media engine this master drives (the pool of remote nodes, or the in-process node).
+    pub fn media(&self) -> &Arc<dyn MediaNode> {
+        &self.inner.media
+    }
+
+    /// Registers the pool of remote media nodes (`KMS_URIS`) that [`media`](Self::media) is, and
+    /// the channel its nodes send their events into, so that the media-node API and the crash
+    /// watcher can change it. Once, before serving.
+    pub fn set_media_pool(&self, pool: Arc<openvidu_media::MediaNodePool>, events: MediaEventSender) {
+        let _ = self.inner.media_pool.set((pool, events));
+    }
+
+    /// The pool of remote media nodes, when this master uses them.
+    pub fn media_pool(&self) -> Option<&Arc<openvidu_media::MediaNodePool>> {
+        self.inner.media_pool.get().map(|(p, _)| p)
+    }
+
+    /// The channel new remote media nodes must send their events into.
+    pub fn media_events(&self) -> Option<&MediaEventSender> {
+        self.inner.media_pool.get().map(|(_, tx)| tx)
+    }
+
+    /// Where this master's webhook and CDR events go.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
     }
 
     /// The participants whose sockets this master holds.

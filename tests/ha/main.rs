@@ -99,6 +99,7 @@ fn master(redis_url: &str, nodes: &[String], public_url: &str, recordings: &std:
         .env("OPENVIDU_PUBLICURL", public_url)
         .env("OPENVIDU_HA_REDIS_URL", redis_url)
         .env("KMS_URIS", serde_json::to_string(nodes).expect("JSON"))
+        .env("OPENVIDU_MEDIA_NODE_GRACE", "1")
         .env("OPENVIDU_RECORDING", "true")
         .env("OPENVIDU_RECORDING_PATH", recordings)
         .env("RUST_LOG", "warn");
@@ -161,7 +162,7 @@ async fn masters_behind_haproxy_survive_a_master_kill_and_a_redis_restart() {
     let mut redis_proc = redis(redis_port);
     let redis_url = format!("redis://127.0.0.1:{redis_port}");
     let (_n1, node1) = media_node();
-    let (_n2, node2) = media_node();
+    let (mut n2, node2) = media_node();
     let nodes = vec![node1, node2];
     let lb_port = free_port();
     let public = format!("http://127.0.0.1:{lb_port}");
@@ -250,6 +251,30 @@ async fn masters_behind_haproxy_survive_a_master_kill_and_a_redis_restart() {
     late.subscribe_all().await.expect("subscribe");
     eventually("the newcomer receives", Duration::from_secs(20), async || {
         all_receive(std::slice::from_ref(&late), BOTS)
+    })
+    .await;
+
+    // Kill -9 a media node: as OpenVidu does (nodeCrashed), the sessions it held are closed and
+    // their participants evicted; the sessions on the other node go on.
+    n2.kill();
+    let mut survivors = 0;
+    eventually("the crashed node's sessions are closed", Duration::from_secs(10), async || {
+        let _ = rest.fetch().await;
+        survivors = rest.active_sessions().len();
+        survivors < SESSIONS
+    })
+    .await;
+    println!("media node killed: {survivors} of {SESSIONS} sessions remain");
+    eventually("evicted participants learn it", Duration::from_secs(10), async || {
+        bots.iter().filter(|b| b.is_closed()).count() == (SESSIONS - survivors) * BOTS
+    })
+    .await;
+    let alive: Vec<&Participant> = bots.iter().filter(|b| !b.is_closed()).collect();
+    for bot in &alive {
+        bot.reset_stats();
+    }
+    eventually("the other node's sessions still carry media", Duration::from_secs(10), async || {
+        alive.iter().all(|b| b.stats().iter().filter(|s| s.packets() > 0).count() >= BOTS - 1)
     })
     .await;
 

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::id::{ConnectionId, SessionId, StreamId};
+use crate::id::{ConnectionId, MediaNodeId, RecordingId, SessionId, StreamId};
 use crate::model::{EndReason, Millis, Recording, RecordingLayout, RecordingStatus, Session};
 
 /// The names of every webhook event of OpenVidu 2.20, for `OPENVIDU_WEBHOOK_EVENTS`.
@@ -120,6 +120,60 @@ pub struct WebrtcInfo {
     pub video_enabled: bool,
 }
 
+/// The status of a media node (spec §6.3), as the REST API and `mediaNodeStatusChanged` say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaNodeStatus {
+    /// Being launched (entry state).
+    Launching,
+    /// Launch canceled: terminates right after launch completes.
+    Canceled,
+    /// Launch failed.
+    Failed,
+    /// Accepts new sessions.
+    Running,
+    /// Accepts no new sessions; terminates when its last session closes.
+    WaitingIdleToTerminate,
+    /// Being terminated.
+    Terminating,
+    /// Terminated: safe to shut down.
+    Terminated,
+}
+
+impl MediaNodeStatus {
+    /// The status's name on the wire (`waiting-idle-to-terminate`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Launching => "launching",
+            Self::Canceled => "canceled",
+            Self::Failed => "failed",
+            Self::Running => "running",
+            Self::WaitingIdleToTerminate => "waiting-idle-to-terminate",
+            Self::Terminating => "terminating",
+            Self::Terminated => "terminated",
+        }
+    }
+}
+
+impl fmt::Display for MediaNodeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The media node a node event is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaNodeRef {
+    /// The node's id.
+    pub id: MediaNodeId,
+    /// The environment id (e.g. an EC2 instance id), when known.
+    pub environment_id: Option<String>,
+    /// The node's IP address or host name.
+    pub ip: Option<String>,
+    /// The URI the master reaches it at.
+    pub uri: String,
+}
+
 /// One event, as the server generates it.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -210,6 +264,28 @@ pub enum WebhookEvent {
         /// Payload.
         data: String,
     },
+    /// A media node changed status (PRO).
+    MediaNodeStatusChanged {
+        /// Now.
+        timestamp: Millis,
+        /// The node.
+        node: MediaNodeRef,
+        /// Its new status.
+        new_status: MediaNodeStatus,
+        /// Its former status (`None` when the new one is `launching`).
+        old_status: Option<MediaNodeStatus>,
+    },
+    /// The master lost a media node for good (PRO).
+    NodeCrashed {
+        /// Now.
+        timestamp: Millis,
+        /// The node.
+        node: MediaNodeRef,
+        /// The sessions it hosted.
+        session_ids: Vec<SessionId>,
+        /// The recordings of those sessions that were in progress.
+        recording_ids: Vec<RecordingId>,
+    },
 }
 
 fn insert(m: &mut Map<String, Value>, k: &str, v: impl Serialize) {
@@ -259,6 +335,13 @@ fn webrtc(m: &mut Map<String, Value>, w: &WebrtcInfo) {
     insert(m, "videoEnabled", w.video_enabled);
 }
 
+fn media_node(m: &mut Map<String, Value>, n: &MediaNodeRef) {
+    insert(m, "id", &n.id);
+    insert(m, "environmentId", &n.environment_id);
+    insert(m, "ip", &n.ip);
+    insert(m, "uri", &n.uri);
+}
+
 impl WebhookEvent {
     /// The event's type.
     pub fn event_type(&self) -> EventType {
@@ -271,6 +354,8 @@ impl WebhookEvent {
             Self::WebrtcConnectionDestroyed { .. } => EventType::WebrtcConnectionDestroyed,
             Self::RecordingStatusChanged { .. } => EventType::RecordingStatusChanged,
             Self::SignalSent { .. } => EventType::SignalSent,
+            Self::MediaNodeStatusChanged { .. } => EventType::MediaNodeStatusChanged,
+            Self::NodeCrashed { .. } => EventType::NodeCrashed,
         }
     }
 
@@ -285,6 +370,7 @@ impl WebhookEvent {
             | Self::WebrtcConnectionDestroyed { session, .. }
             | Self::SignalSent { session, .. } => Some(&session.session_id),
             Self::RecordingStatusChanged { recording, .. } => Some(&recording.session_id),
+            Self::MediaNodeStatusChanged { .. } | Self::NodeCrashed { .. } => None,
         }
     }
 
@@ -349,6 +435,19 @@ impl WebhookEvent {
                 insert(&mut m, "to", to);
                 insert(&mut m, "type", signal_type);
                 insert(&mut m, "data", data);
+            }
+            Self::MediaNodeStatusChanged { timestamp, node: n, new_status, old_status } => {
+                common(&mut m, None, *timestamp);
+                media_node(&mut m, n);
+                insert(&mut m, "newStatus", new_status);
+                insert(&mut m, "oldStatus", old_status);
+            }
+            Self::NodeCrashed { timestamp, node: n, session_ids, recording_ids } => {
+                common(&mut m, None, *timestamp);
+                media_node(&mut m, n);
+                insert(&mut m, "nodeRole", "medianode");
+                insert(&mut m, "sessionIds", session_ids);
+                insert(&mut m, "recordingIds", recording_ids);
             }
         }
         m

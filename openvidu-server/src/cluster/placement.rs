@@ -60,6 +60,19 @@ impl RedisPlacement {
     }
 }
 
+impl RedisPlacement {
+    /// Claims, for the whole cluster, the handling of a media node's crash: `true` for the one
+    /// master that should report it and close its sessions (for a minute), `false` for the others.
+    pub async fn claim_crash(&self, node: &MediaNodeId) -> Result<bool, MediaError> {
+        let mut con = self.con.clone();
+        let key = format!("{}crashed:{node}", self.prefix);
+        let set: Option<String> = self
+            .bounded(redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(60_000).query_async(&mut con))
+            .await?;
+        Ok(set.is_some())
+    }
+}
+
 fn node_id(raw: &str) -> Result<MediaNodeId, MediaError> {
     MediaNodeId::parse(raw).map_err(|e| failed(format!("bad node id {raw:?}: {e}")))
 }

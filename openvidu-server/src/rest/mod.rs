@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+mod media_nodes;
 mod misc;
 mod recordings;
 mod sessions;
@@ -49,6 +50,8 @@ pub fn router(svc: OpenViduService) -> Router {
         .route("/config/openvidu-recording-path", get(misc::config_recording_path))
         .route("/config/openvidu-cdr", get(misc::config_cdr))
         .route("/health", get(misc::health))
+        .route("/media-nodes", get(media_nodes::list).post(media_nodes::add))
+        .route("/media-nodes/{id}", get(media_nodes::get).delete(media_nodes::remove).patch(media_nodes::update))
         .route_layer(auth.clone());
 
     let public_api = Router::new().route("/config/openvidu-publicurl", get(misc::config_public_url));

@@ -3,6 +3,7 @@
 mod cluster;
 mod events;
 mod lifecycle;
+mod media_nodes;
 mod signalling;
 
 /// A raw HTTP client that trusts the server's self-signed certificate.
