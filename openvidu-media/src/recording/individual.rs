@@ -783,11 +783,11 @@ fn writer_loop(
     metadata: &Metadata,
     rx: std::sync::mpsc::Receiver<WriterCmd>,
 ) -> (u64, Option<String>) {
-    let mut writer: Option<WebmWriter<std::io::BufWriter<std::fs::File>>> = None;
+    let mut writer: Option<WebmWriter<std::fs::File>> = None;
     let mut error: Option<String> = None;
     let mut last_check = Instant::now();
     let (mut start, mut end) = (None, None);
-    let fail = |writer: &mut Option<WebmWriter<std::io::BufWriter<std::fs::File>>>, reason: String| {
+    let fail = |writer: &mut Option<WebmWriter<std::fs::File>>, reason: String| {
         tracing::error!(session = %shared.spec.session, recording_id = %shared.spec.id, stream = %stream,
             file = %path.display(), %reason, "recording file write failed");
         if let Some(w) = writer.take() {
@@ -809,8 +809,7 @@ fn writer_loop(
                     tracing::warn!(recording_id = %shared.spec.id, stream = %stream, error = %e,
                         "cannot write the stream metadata file");
                 }
-                let opened = std::fs::File::create(path)
-                    .and_then(|f| WebmWriter::new(std::io::BufWriter::with_capacity(256 * 1024, f), &tracks));
+                let opened = std::fs::File::create(path).and_then(|f| WebmWriter::new(f, &tracks));
                 match opened {
                     Ok(w) => writer = Some(w),
                     Err(e) => error = fail(&mut writer, e.to_string()),

@@ -1,12 +1,13 @@
 //! A streaming WebM (Matroska) muxer on `webm-iterable`'s tag writer.
 //!
 //! The layout is what a live recorder can write front to back: EBML header, a Segment of
-//! unknown size, Info (with a Duration placeholder), Tracks, then Clusters of known size,
-//! each buffered in memory until it closes (at a video keyframe, after ~1 s, or when the
-//! block's 16-bit relative timestamp would overflow). [`WebmWriter::finish`] just flushes,
+//! unknown size, Info (with a Duration placeholder), Tracks, then Clusters of unknown size
+//! (as browsers' MediaRecorder writes them), so every block reaches the output as soon as it
+//! is written; a cluster ends at a video keyframe, after ~1 s, or when the block's 16-bit
+//! relative timestamp would overflow. [`WebmWriter::finish`] just flushes,
 //! which leaves a valid live-style file; on a seekable output
-//! [`WebmWriter::finish_seekable`] also patches the Duration and the Segment size so players
-//! and ffprobe report the right length.
+//! [`WebmWriter::finish_seekable`] also patches the Duration so players and ffprobe report the
+//! right length.
 //!
 //! H264 is not allowed in WebM: an H264 track makes the file Matroska (DocType `matroska`,
 //! `V_MPEG4/ISO/AVC` with an `avcC` CodecPrivate built from the first keyframe's SPS/PPS, and
@@ -123,7 +124,7 @@ impl<W: Write> WebmWriter<W> {
         ])))
         .map_err(tag_error)?;
         let segment_offset = tags.get_ref().written;
-        // 8-byte unknown size, patched by finish_seekable.
+        // Unknown size, like the clusters inside it (live-style; only the Duration is patched).
         tags.write_advanced(&MatroskaSpec::Segment(Master::Start), WriteOptions::is_unknown_sized_element())
             .map_err(tag_error)?;
         tags.write_advanced(&MatroskaSpec::Info(Master::Start), WriteOptions::set_size_byte_count(8))
@@ -178,7 +179,11 @@ impl<W: Write> WebmWriter<W> {
         };
         if new_cluster {
             self.close_cluster()?;
-            self.tags.write(&MatroskaSpec::Cluster(Master::Start)).map_err(tag_error)?;
+            // Unknown size: each block goes out as soon as it is written (a recorder's file
+            // holds its first frame at once); the next Cluster ends this one.
+            self.tags
+                .write_advanced(&MatroskaSpec::Cluster(Master::Start), WriteOptions::is_unknown_sized_element())
+                .map_err(tag_error)?;
             self.tags.write(&MatroskaSpec::Timestamp(time as u64)).map_err(tag_error)?;
             self.cluster = Some(Cluster { start: time, bytes: 0 });
         }
@@ -239,7 +244,8 @@ impl<W: Write> WebmWriter<W> {
 }
 
 impl<W: Write + Seek> WebmWriter<W> {
-    /// Like [`Self::finish`], then patches the Segment size and the Duration.
+    /// Like [`Self::finish`], then patches the Duration. The Segment keeps its unknown size:
+    /// its clusters have unknown sizes too, which a finite parent may not hold.
     pub(crate) fn finish_seekable(self) -> io::Result<W> {
         let duration = self.duration_ms();
         let segment_offset = self.segment_offset;
@@ -248,11 +254,6 @@ impl<W: Write + Seek> WebmWriter<W> {
         let counting = tags.tags.into_inner().map_err(tag_error)?;
         let end = counting.written;
         let mut out = counting.inner;
-        let segment_size = end.saturating_sub(segment_offset + SEGMENT_HEADER);
-        let mut size = segment_size.to_be_bytes();
-        size[0] = 0x01; // 8-byte vint marker (sizes stay below 2^56)
-        out.seek(SeekFrom::Start(segment_offset + 4))?;
-        out.write_all(&size)?;
         out.seek(SeekFrom::Start(segment_offset + SEGMENT_HEADER + DURATION_IN_INFO))?;
         out.write_all(&duration.to_be_bytes())?;
         out.seek(SeekFrom::Start(end))?;
