@@ -304,6 +304,9 @@ pub struct RecordedStreamJson {
     /// Its kind of video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub type_of_video: Option<TypeOfVideo>,
+    /// The announced video `[width, height]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_dimensions: Option<(u16, u16)>,
 }
 
 /// `start_recording`.

@@ -656,6 +656,16 @@ impl<'a> Muxer<'a> {
     fn audio(&mut self, frame: Frame) {
         let anchor = *self.audio_anchor.get_or_insert((frame.arrived, frame.media_time_us));
         if self.start.is_none() {
+            // With the announced dimensions (VP8/VP9 need nothing else in the header) the file
+            // starts with this first sound; the video track begins at its first keyframe.
+            let announced = self.ctx.metadata.info.video_dimensions.filter(|(w, h)| *w > 0 && *h > 0);
+            if let (Some(codec), Some(dims)) = (self.video_codec, announced)
+                && codec != RecordedCodec::H264
+            {
+                self.open(frame.arrived, Some(TrackSpec::video(codec, dims, Bytes::new())));
+                self.queue_audio(anchor, frame);
+                return;
+            }
             if self.video_codec.is_some() {
                 let newest = frame.arrived;
                 self.preroll.push_back(frame);
@@ -712,6 +722,13 @@ impl<'a> Muxer<'a> {
                 return;
             }
             self.video_resync = false;
+        }
+        if self.video_anchor.is_none() {
+            // The file was opened by the audio: the video track starts at its first keyframe.
+            if !frame.keyframe {
+                return;
+            }
+            self.video_anchor = Some((frame.arrived, frame.media_time_us));
         }
         let (Some(track), Some(anchor)) = (self.video_track, self.video_anchor) else { return };
         let Some(time_ms) = self.time_ms(anchor, frame.media_time_us) else { return };

@@ -98,6 +98,9 @@ pub struct RecordedStream {
     pub has_video: bool,
     /// Its kind of video, if it has video.
     pub type_of_video: Option<TypeOfVideo>,
+    /// The video's width and height as the publisher announced them (`videoDimensions`):
+    /// lets an INDIVIDUAL file start with the first audio instead of waiting for a keyframe.
+    pub video_dimensions: Option<(u16, u16)>,
 }
 
 impl RecordedStream {
@@ -111,6 +114,7 @@ impl RecordedStream {
             has_audio: true,
             has_video: true,
             type_of_video: Some(TypeOfVideo::Camera),
+            video_dimensions: None,
         }
     }
 }

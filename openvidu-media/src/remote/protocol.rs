@@ -213,6 +213,7 @@ pub fn recorded_stream_to_wire(stream: RecordedStream) -> RecordedStreamJson {
         has_audio: stream.has_audio,
         has_video: stream.has_video,
         type_of_video: stream.type_of_video,
+        video_dimensions: stream.video_dimensions,
     }
 }
 
@@ -226,6 +227,7 @@ pub fn recorded_stream_from_wire(stream: RecordedStreamJson) -> RecordedStream {
         has_audio: stream.has_audio,
         has_video: stream.has_video,
         type_of_video: stream.type_of_video,
+        video_dimensions: stream.video_dimensions,
     }
 }
 

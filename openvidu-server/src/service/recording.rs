@@ -103,7 +103,15 @@ fn recorded_stream(c: &Connection, p: &Publisher) -> RecordedStream {
     s.has_audio = p.media_options.has_audio;
     s.has_video = p.media_options.has_video;
     s.type_of_video = if p.media_options.has_video { p.media_options.type_of_video } else { None };
+    s.video_dimensions = p.media_options.video_dimensions.as_deref().and_then(parse_dimensions);
     s
+}
+
+/// `{"width":640,"height":480}` (openvidu-browser's `videoDimensions`) → (640, 480).
+fn parse_dimensions(json: &str) -> Option<(u16, u16)> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let dim = |k: &str| v.get(k)?.as_u64().and_then(|n| u16::try_from(n).ok());
+    Some((dim("width")?, dim("height")?))
 }
 
 impl OpenViduService {
