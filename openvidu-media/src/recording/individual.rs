@@ -761,7 +761,11 @@ impl<'a> Muxer<'a> {
                 self.queues.iter().map(|q| q.front().map(|f| (f.time_ms, f.since))).collect();
             let earliest = fronts.iter().enumerate().filter_map(|(i, f)| f.map(|f| (i, f))).min_by_key(|(_, f)| f.0);
             let Some((track, (_, since))) = earliest else { return };
-            let others_ready = fronts.iter().all(|f| f.is_some());
+            // A track that has not begun (video waiting for its first keyframe) holds nobody up.
+            let begun = |i: usize| {
+                if Some(i) == self.video_track { self.video_anchor.is_some() } else { self.audio_anchor.is_some() }
+            };
+            let others_ready = fronts.iter().enumerate().all(|(i, f)| f.is_some() || !begun(i));
             if !(others_ready || all || since.elapsed() >= INTERLEAVE_WAIT) {
                 return;
             }
