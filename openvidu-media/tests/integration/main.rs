@@ -1,6 +1,7 @@
 //! Integration tests of openvidu-media: real webrtc peers over loopback, in one process, talking
 //! to a `LocalMediaNode`.
 
+mod peers;
 mod support;
 
 mod errors;

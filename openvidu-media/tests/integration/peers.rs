@@ -1,0 +1,336 @@
+//! Test peers shared by openvidu-media's and openvidu-media-node's integration tests: real
+//! webrtc 0.21 peer connections over loopback, playing the browser's part (openvidu-media-node
+//! includes this file with `#[path]`).
+#![allow(unused_imports, dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openvidu_core::id::{ConnectionId, SessionId, StreamId};
+use openvidu_media::{EndpointId, IceCandidate, LocalMediaNode, MediaConfig, MediaEvent, MediaNode, PublishOptions};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder, register_default_interceptors,
+};
+
+/// The longest any wait in these tests may take; reaching it fails the test.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+pub const VIDEO_SSRC: u32 = 0x1111_0001;
+pub const AUDIO_SSRC: u32 = 0x2222_0002;
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn session(s: &str) -> SessionId {
+    SessionId::parse(s).unwrap()
+}
+pub fn stream(s: &str) -> StreamId {
+    StreamId::parse(s).unwrap()
+}
+pub fn connection(s: &str) -> ConnectionId {
+    ConnectionId::parse(s).unwrap()
+}
+
+/// Polls `cond` until it holds; panics with `what` after [`DEADLINE`].
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The payload the test publisher sends in packet `seq` of `kind`: a VP8 payload descriptor (S
+/// bit, partition 0) or an Opus TOC byte, then bytes derived from `seq`.
+pub fn payload(kind: RtpCodecKind, seq: u16) -> Bytes {
+    let mut p = Vec::with_capacity(120);
+    match kind {
+        RtpCodecKind::Video => {
+            p.push(0x10); // VP8 payload descriptor: S=1, PID=0
+            // VP8 payload header: keyframe every 30 packets (P bit 0), else interframe.
+            p.push(if seq.is_multiple_of(30) { 0x00 } else { 0x01 });
+        }
+        _ => p.push(0xFC), // Opus TOC: CELT fullband 20 ms, one frame
+    }
+    let [hi, lo] = seq.to_be_bytes();
+    p.extend_from_slice(&[hi, lo]);
+    p.extend((0..100u16).map(|i| (i as u8).wrapping_mul(hi ^ lo).wrapping_add(lo)));
+    Bytes::from(p)
+}
+
+pub(crate) fn vp8() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: ["goog-remb:", "ccm:fir", "nack:", "nack:pli"]
+                .iter()
+                .map(|f| {
+                    let (typ, parameter) = f.split_once(':').unwrap();
+                    RTCPFeedback { typ: typ.into(), parameter: parameter.into() }
+                })
+                .collect(),
+        },
+        payload_type: 96,
+    }
+}
+
+pub(crate) fn opus() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 111,
+    }
+}
+
+/// Marks inbound PLI and REMB for the application.
+#[derive(Default)]
+struct PliMarker {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for PliMarker {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let plis: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| {
+                    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<ReceiverEstimatedMaximumBitrate>()
+                })
+                .cloned()
+                .collect();
+            if plis.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(plis);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for PliMarker {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+/// What a test peer received on one remote track.
+#[derive(Default)]
+pub struct TrackStats {
+    pub packets: AtomicU64,
+    /// Packets whose payload differs from [`payload`] for their sequence number.
+    pub corrupt: AtomicU64,
+    pub payload_type: AtomicU32,
+}
+
+#[derive(Default)]
+struct ClientState {
+    remote_set: bool,
+    pending: Vec<IceCandidate>,
+}
+
+/// A browser stand-in: one webrtc peer connection with its event log.
+pub struct ClientPeer {
+    pub pc: Arc<dyn PeerConnection>,
+    state: Mutex<ClientState>,
+    pub connected: AtomicBool,
+    pub audio: Arc<TrackStats>,
+    pub video: Arc<TrackStats>,
+    remote_video: Mutex<Option<(Arc<dyn TrackRemote>, u32)>>,
+    /// Local candidates, in gathering order (all of them, also those already sent).
+    pub local_candidates: Mutex<Vec<IceCandidate>>,
+}
+
+struct ClientHandler {
+    peer: std::sync::OnceLock<std::sync::Weak<ClientPeer>>,
+    candidates: mpsc::UnboundedSender<IceCandidate>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for ClientHandler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if event.candidate.address.is_empty() {
+            return;
+        }
+        if let Ok(init) = event.candidate.to_json() {
+            let candidate = IceCandidate::new(init.candidate, Some("0".into()), Some(0));
+            if let Some(peer) = self.peer.get().and_then(|w| w.upgrade()) {
+                peer.local_candidates.lock().unwrap().push(candidate.clone());
+            }
+            let _ = self.candidates.send(candidate);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if let Some(peer) = self.peer.get().and_then(|w| w.upgrade()) {
+            peer.connected.store(state == RTCPeerConnectionState::Connected, Ordering::SeqCst);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let Some(peer) = self.peer.get().and_then(|w| w.upgrade()) else {
+            return;
+        };
+        let kind = track.kind().await;
+        let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+        let stats = if kind == RtpCodecKind::Video {
+            *peer.remote_video.lock().unwrap() = Some((track.clone(), ssrc));
+            peer.video.clone()
+        } else {
+            peer.audio.clone()
+        };
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(p) = event {
+                    if p.payload != payload(kind, p.header.sequence_number) {
+                        stats.corrupt.fetch_add(1, Ordering::SeqCst);
+                    }
+                    stats.payload_type.store(p.header.payload_type.into(), Ordering::SeqCst);
+                    stats.packets.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+    }
+}
+
+impl ClientPeer {
+    /// Builds a peer; its local candidates come out of the returned receiver.
+    pub async fn new(with_pli_marker: bool) -> (Arc<Self>, mpsc::UnboundedReceiver<IceCandidate>) {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_codec(vp8(), RtpCodecKind::Video).unwrap();
+        media_engine.register_codec(opus(), RtpCodecKind::Audio).unwrap();
+        let mut registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+        if with_pli_marker {
+            registry = registry.with(Slot::from(14_000), PliMarker::default());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handler = Arc::new(ClientHandler { peer: std::sync::OnceLock::new(), candidates: tx });
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(
+                SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build(),
+            )
+            .with_handler(handler.clone())
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .unwrap();
+        let peer = Arc::new(Self {
+            pc: Arc::new(pc),
+            state: Mutex::default(),
+            connected: AtomicBool::new(false),
+            audio: Arc::default(),
+            video: Arc::default(),
+            remote_video: Mutex::new(None),
+            local_candidates: Mutex::new(Vec::new()),
+        });
+        let _ = handler.peer.set(Arc::downgrade(&peer));
+        (peer, rx)
+    }
+
+    /// A candidate from the node: added now or once the remote description is set.
+    pub async fn add_node_candidate(&self, candidate: IceCandidate) {
+        {
+            let mut state = self.state.lock().unwrap();
+            if !state.remote_set {
+                state.pending.push(candidate);
+                return;
+            }
+        }
+        self.apply(candidate).await;
+    }
+
+    async fn apply(&self, c: IceCandidate) {
+        self.pc
+            .add_ice_candidate(RTCIceCandidateInit {
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid,
+                sdp_mline_index: c.sdp_m_line_index,
+                username_fragment: None,
+                url: None,
+            })
+            .await
+            .expect("node candidates are valid");
+    }
+
+    /// Applies the node's SDP and the candidates that waited for it.
+    pub async fn set_remote(&self, desc: RTCSessionDescription) {
+        self.pc.set_remote_description(desc).await.unwrap();
+        let pending = {
+            let mut state = self.state.lock().unwrap();
+            state.remote_set = true;
+            std::mem::take(&mut state.pending)
+        };
+        for c in pending {
+            self.apply(c).await;
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Sends a PLI for the received video track.
+    pub async fn send_pli(&self) {
+        let video = self.remote_video.lock().unwrap().clone();
+        let (track, ssrc) = video.expect("video track received");
+        track.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await.unwrap();
+    }
+
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}
