@@ -9,7 +9,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_flows_through_a_remote_node() {
     let h = Harness::remote().await;
-    let remote = h.remote.clone().unwrap();
+    let remote = h.extra.remote.clone().unwrap();
     assert_eq!(remote.id().as_str(), "media_Test");
     assert!(remote.is_connected());
 
@@ -28,7 +28,7 @@ async fn media_flows_through_a_remote_node() {
     assert!(sub1.is_connected() && sub2.is_connected());
 
     // The node's candidates came back as events, for every endpoint, naming its UDP port.
-    let port = h.server.lock().unwrap().as_ref().unwrap().local.udp_port().unwrap();
+    let port = h.extra.server.lock().unwrap().as_ref().unwrap().local.udp_port().unwrap();
     let events = h.events.lock().unwrap().clone();
     for endpoint in [
         publisher_endpoint.clone(),

@@ -9,12 +9,12 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_fail_fast_while_the_node_is_down_and_it_reconnects_by_itself() {
     let h = Harness::remote().await;
-    let remote = h.remote.clone().unwrap();
-    let addr = h.server.lock().unwrap().as_ref().unwrap().server.local_addr();
+    let remote = h.extra.remote.clone().unwrap();
+    let addr = h.extra.server.lock().unwrap().as_ref().unwrap().server.local_addr();
 
     // Kill the node.
     let killed = Instant::now();
-    drop(h.server.lock().unwrap().take());
+    drop(h.extra.server.lock().unwrap().take());
     eventually("the remote node notices", || !remote.is_connected()).await;
     let noticed = killed.elapsed();
     let start = Instant::now();
@@ -40,7 +40,7 @@ async fn calls_fail_fast_while_the_node_is_down_and_it_reconnects_by_itself() {
     let server = start_node_on(listener, "media_Test").await;
     eventually("the remote node reconnects", || remote.is_connected()).await;
     let reconnected = restarted.elapsed();
-    *h.server.lock().unwrap() = Some(server);
+    *h.extra.server.lock().unwrap() = Some(server);
     h.node.create_router(&session("ses_Back")).await.unwrap();
     assert_eq!(h.node.load().await.routers, 1);
     println!(

@@ -334,3 +334,329 @@ impl ClientPeer {
         let _ = self.pc.close().await;
     }
 }
+
+/// Routes the node's events: candidates to the peer of their endpoint, the rest to a log.
+/// `N` is the node under test (a `LocalMediaNode`, or `dyn MediaNode` for a remote one); `X`
+/// holds whatever must live as long as the harness.
+pub struct Harness<N: MediaNode + ?Sized, X = ()> {
+    pub node: Arc<N>,
+    pub session: SessionId,
+    peers: Mutex<HashMap<EndpointId, Arc<ClientPeer>>>,
+    /// Every event, in order.
+    pub events: Mutex<Vec<MediaEvent>>,
+    /// Endpoints whose node candidates are withheld from the client.
+    muted: Mutex<Vec<EndpointId>>,
+    /// Kept alive with the harness (e.g. the server behind a remote node).
+    pub extra: X,
+}
+
+impl<N: MediaNode + ?Sized, X: Send + Sync + 'static> Harness<N, X> {
+    /// A harness over `node`, whose events come out of `rx`, with the router of `ses_Test`.
+    pub async fn over(node: Arc<N>, mut rx: mpsc::UnboundedReceiver<MediaEvent>, extra: X) -> Arc<Self> {
+        init_tracing();
+        let session = session("ses_Test");
+        node.create_router(&session).await.unwrap();
+        let harness = Arc::new(Self {
+            node,
+            session,
+            peers: Mutex::default(),
+            events: Mutex::default(),
+            muted: Mutex::default(),
+            extra,
+        });
+        let weak = Arc::downgrade(&harness);
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let Some(h) = weak.upgrade() else { break };
+                if let MediaEvent::IceCandidate { endpoint, candidate, .. } = &event {
+                    let peer = h.peers.lock().unwrap().get(endpoint).cloned();
+                    let muted = h.muted.lock().unwrap().contains(endpoint);
+                    if let (Some(peer), false) = (peer, muted) {
+                        peer.add_node_candidate(candidate.clone()).await;
+                    }
+                }
+                h.events.lock().unwrap().push(event);
+            }
+        });
+        harness
+    }
+
+    /// Registers a client peer for `endpoint` and forwards its candidates to the node.
+    pub async fn peer(self: &Arc<Self>, endpoint: EndpointId, with_pli_marker: bool) -> Arc<ClientPeer> {
+        let (peer, mut candidates) = ClientPeer::new(with_pli_marker).await;
+        self.peers.lock().unwrap().insert(endpoint.clone(), peer.clone());
+        let node = self.node.clone();
+        let session = self.session.clone();
+        tokio::spawn(async move {
+            while let Some(c) = candidates.recv().await {
+                node.add_ice_candidate(&session, endpoint.clone(), c).await.expect("client candidates are accepted");
+            }
+        });
+        peer
+    }
+
+    /// Registers a peer whose candidates are NOT forwarded automatically, and which does not
+    /// receive the node's candidates.
+    pub async fn silent_peer(
+        self: &Arc<Self>,
+        endpoint: EndpointId,
+    ) -> (Arc<ClientPeer>, mpsc::UnboundedReceiver<IceCandidate>) {
+        let (peer, candidates) = ClientPeer::new(false).await;
+        self.muted.lock().unwrap().push(endpoint.clone());
+        self.peers.lock().unwrap().insert(endpoint, peer.clone());
+        (peer, candidates)
+    }
+
+    /// Events for `endpoint` that are not candidates.
+    pub fn state_events(&self, endpoint: &EndpointId) -> Vec<MediaEvent> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| match e {
+                MediaEvent::Connected { endpoint: ep, .. } | MediaEvent::Failed { endpoint: ep, .. } => ep == endpoint,
+                _ => false,
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub fn connected(&self, endpoint: &EndpointId) -> bool {
+        self.state_events(endpoint).iter().any(|e| matches!(e, MediaEvent::Connected { .. }))
+    }
+
+    /// How many events (of any kind) mention `stream`.
+    pub fn events_for_stream(&self, stream: &StreamId) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| match e {
+                MediaEvent::IceCandidate { endpoint, .. }
+                | MediaEvent::Connected { endpoint, .. }
+                | MediaEvent::Failed { endpoint, .. } => endpoint.stream() == stream,
+                _ => false,
+            })
+            .count()
+    }
+}
+
+/// A test publisher: VP8 + Opus tracks fed with synthetic RTP.
+pub struct TestPublisher {
+    pub peer: Arc<ClientPeer>,
+    pub video: Arc<TrackLocalStaticRTP>,
+    pub audio: Arc<TrackLocalStaticRTP>,
+    /// PLIs the publisher received for its video track.
+    pub plis: Arc<AtomicU32>,
+    /// The last REMB bitrate (bps) the publisher received.
+    pub remb_bps: Arc<AtomicU64>,
+    pub sent_video: Arc<AtomicU64>,
+    pub sent_audio: Arc<AtomicU64>,
+    feeding: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn local_track(stream: &StreamId, kind: RtpCodecKind) -> Arc<TrackLocalStaticRTP> {
+    let (name, ssrc, codec) = match kind {
+        RtpCodecKind::Video => ("video", VIDEO_SSRC, vp8()),
+        _ => ("audio", AUDIO_SSRC, opus()),
+    };
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream.to_string(),
+        format!("{stream}-{name}"),
+        name.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: codec.rtp_codec,
+            ..Default::default()
+        }],
+    )))
+}
+
+impl TestPublisher {
+    /// A publisher peer with its offer ready (not yet sent to the node).
+    pub async fn prepare<N: MediaNode + ?Sized, X: Send + Sync + 'static>(
+        h: &Arc<Harness<N, X>>,
+        stream: &StreamId,
+    ) -> (Self, String) {
+        let peer = h.peer(EndpointId::Publisher(stream.clone()), true).await;
+        Self::prepare_with_peer(peer, stream).await
+    }
+
+    pub async fn prepare_with_peer(peer: Arc<ClientPeer>, stream: &StreamId) -> (Self, String) {
+        Self::prepare_tracks(peer, stream, true).await
+    }
+
+    /// A publisher with video and, if `with_audio`, audio.
+    pub async fn prepare_tracks(peer: Arc<ClientPeer>, stream: &StreamId, with_audio: bool) -> (Self, String) {
+        let audio = local_track(stream, RtpCodecKind::Audio);
+        let video = local_track(stream, RtpCodecKind::Video);
+        if with_audio {
+            peer.pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await.unwrap();
+        }
+        peer.pc.add_track(video.clone() as Arc<dyn TrackLocal>).await.unwrap();
+        // Like openvidu-browser: send-only.
+        for t in peer.pc.get_transceivers().await {
+            t.set_direction(RTCRtpTransceiverDirection::Sendonly).await.unwrap();
+        }
+        let offer = peer.pc.create_offer(None).await.unwrap();
+        let sdp = offer.sdp.clone();
+        peer.pc.set_local_description(offer).await.unwrap();
+        let plis = Arc::new(AtomicU32::new(0));
+        let remb_bps = Arc::new(AtomicU64::new(0));
+        {
+            let video = video.clone();
+            let plis = plis.clone();
+            let remb_bps = remb_bps.clone();
+            tokio::spawn(async move {
+                while let Some(event) = video.poll().await {
+                    if let TrackLocalEvent::OnRtcpPacket(packets) = event {
+                        for p in &packets {
+                            if p.as_any().is::<PictureLossIndication>() {
+                                plis.fetch_add(1, Ordering::SeqCst);
+                            } else if let Some(remb) = p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                                remb_bps.store(remb.bitrate as u64, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let publisher = Self {
+            peer,
+            video,
+            audio,
+            plis,
+            remb_bps,
+            sent_video: Arc::default(),
+            sent_audio: Arc::default(),
+            feeding: Mutex::default(),
+        };
+        (publisher, sdp)
+    }
+
+    /// Publishes through the node and applies its answer.
+    pub async fn publish<N: MediaNode + ?Sized, X: Send + Sync + 'static>(
+        h: &Arc<Harness<N, X>>,
+        stream: &StreamId,
+    ) -> Self {
+        let (publisher, offer) = Self::prepare(h, stream).await;
+        let answer = h.node.publish(&h.session, stream, PublishOptions::new(offer)).await.expect("publish");
+        publisher.peer.set_remote(RTCSessionDescription::answer(answer).unwrap()).await;
+        publisher
+    }
+
+    /// Starts sending 30 video packets/s and 50 audio packets/s.
+    pub fn start_media(&self) {
+        let mut feeding = self.feeding.lock().unwrap();
+        for (kind, track, sent, period, pt, ssrc, ts_step) in [
+            (
+                RtpCodecKind::Video,
+                self.video.clone(),
+                self.sent_video.clone(),
+                Duration::from_millis(33),
+                96u8,
+                VIDEO_SSRC,
+                3000u32,
+            ),
+            (
+                RtpCodecKind::Audio,
+                self.audio.clone(),
+                self.sent_audio.clone(),
+                Duration::from_millis(20),
+                111,
+                AUDIO_SSRC,
+                960,
+            ),
+        ] {
+            feeding.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                let mut seq: u16 = 1000;
+                loop {
+                    tick.tick().await;
+                    let packet = rtp::Packet {
+                        header: rtp::header::Header {
+                            version: 2,
+                            marker: true,
+                            payload_type: pt,
+                            sequence_number: seq,
+                            timestamp: u32::from(seq).wrapping_mul(ts_step),
+                            ssrc,
+                            ..Default::default()
+                        },
+                        payload: payload(kind, seq),
+                    };
+                    if track.write_rtp(packet).await.is_ok() {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                    }
+                    seq = seq.wrapping_add(1);
+                }
+            }));
+        }
+    }
+
+    pub fn stop_media(&self) {
+        for task in self.feeding.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for TestPublisher {
+    fn drop(&mut self) {
+        self.stop_media();
+    }
+}
+
+/// Subscribes a client-offering peer (`receiveVideoFrom{sdpOffer}`).
+pub async fn subscribe_client_offer<N: MediaNode + ?Sized, X: Send + Sync + 'static>(
+    h: &Arc<Harness<N, X>>,
+    subscriber: &ConnectionId,
+    stream: &StreamId,
+) -> Arc<ClientPeer> {
+    let endpoint = EndpointId::Subscriber { subscriber: subscriber.clone(), stream: stream.clone() };
+    let peer = h.peer(endpoint, false).await;
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        peer.pc
+            .add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() }),
+            )
+            .await
+            .unwrap();
+    }
+    let offer = peer.pc.create_offer(None).await.unwrap();
+    let sdp = offer.sdp.clone();
+    peer.pc.set_local_description(offer).await.unwrap();
+    let answer = h.node.subscribe(&h.session, subscriber, stream, sdp).await.expect("subscribe");
+    peer.set_remote(RTCSessionDescription::answer(answer).unwrap()).await;
+    peer
+}
+
+/// Subscribes a peer through the node's offer (`prepareReceiveVideoFrom` + `receiveVideoFrom{sdpAnswer}`).
+pub async fn subscribe_server_offer<N: MediaNode + ?Sized, X: Send + Sync + 'static>(
+    h: &Arc<Harness<N, X>>,
+    subscriber: &ConnectionId,
+    stream: &StreamId,
+) -> Arc<ClientPeer> {
+    let endpoint = EndpointId::Subscriber { subscriber: subscriber.clone(), stream: stream.clone() };
+    let peer = h.peer(endpoint, false).await;
+    let offer = h.node.prepare_subscribe(&h.session, subscriber, stream).await.expect("prepare_subscribe");
+    peer.set_remote(RTCSessionDescription::offer(offer).unwrap()).await;
+    let answer = peer.pc.create_answer(None).await.unwrap();
+    let sdp = answer.sdp.clone();
+    peer.pc.set_local_description(answer).await.unwrap();
+    h.node.complete_subscribe(&h.session, subscriber, stream, sdp).await.expect("complete_subscribe");
+    peer
+}
+
+/// Waits until `peer` received at least `n` more packets on both tracks, all intact.
+pub async fn assert_receives_both(peer: &ClientPeer, n: u64) {
+    let (a0, v0) = (peer.audio.packets.load(Ordering::SeqCst), peer.video.packets.load(Ordering::SeqCst));
+    eventually("packets on both tracks", || {
+        peer.audio.packets.load(Ordering::SeqCst) >= a0 + n && peer.video.packets.load(Ordering::SeqCst) >= v0 + n
+    })
+    .await;
+    assert_eq!(peer.audio.corrupt.load(Ordering::SeqCst), 0, "audio payloads intact");
+    assert_eq!(peer.video.corrupt.load(Ordering::SeqCst), 0, "video payloads intact");
+}
