@@ -77,6 +77,8 @@ use super::{RecordingKind, RecordingReport, RecordingSpec};
 use crate::endpoint::lock;
 use crate::node::{MediaError, MediaEvent};
 
+/// The shortest COMPOSED recording: stopping earlier waits until it is this long.
+const MIN_RECORDING: Duration = Duration::from_millis(500);
 /// How long stop waits for the compositor thread before killing the encoders under it.
 const COMPOSITOR_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Frames queued for the video encoder (the compositor waits beyond that).
@@ -396,6 +398,12 @@ impl Recorder {
 
     async fn finish(&self) -> Result<RecordingReport, String> {
         let ids = &self.shared.ids;
+        // A recording stopped right after it started still gets a few frames, so the final
+        // file has decodable streams (the muxer needs them to find the codec parameters).
+        let shortest = MIN_RECORDING.saturating_sub(self.shared.started.elapsed());
+        if !shortest.is_zero() && self.shared.failure.get().is_none() {
+            tokio::time::sleep(shortest).await;
+        }
         self.shared.stopping.store(true, Ordering::SeqCst);
         let stopping_at = Instant::now();
         // 1. The compositor: its last frame and chunk, then it drops the encoders' inputs.
