@@ -55,7 +55,8 @@ impl RecordingFolder {
         format!("{}/openvidu/recordings/{}/{}.{ext}", self.public_url, r.id, r.properties.name)
     }
 
-    fn with_url(&self, mut r: Recording) -> Recording {
+    /// `r` with its `url` as REST shows it: set once ready or failed (spec §3.2).
+    pub fn with_url(&self, mut r: Recording) -> Recording {
         r.url = matches!(r.status, RecordingStatus::Ready | RecordingStatus::Failed).then(|| self.url_of(&r));
         r
     }

@@ -68,35 +68,33 @@ pub struct Cluster {
     pub life: u64,
 }
 
+/// Runs one Redis call within `timeout`; a failure or a timeout becomes its message.
+pub(crate) async fn within<T>(
+    timeout: std::time::Duration,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("Redis did not answer in time".into()),
+    }
+}
+
 impl Cluster {
     /// Connects this master (a new random id) to the cluster on `url`, keys under `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::store::StoreError> {
         use crate::store::StoreError;
         let timeout = std::time::Duration::from_secs(2);
-        let invalid = |e: redis::RedisError| StoreError::Unavailable(format!("invalid Redis URL: {e}"));
-        let info = redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(invalid)?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).map_err(invalid)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout));
-        let con =
-            tokio::time::timeout(timeout * 3, redis::aio::ConnectionManager::new_with_config(client.clone(), config))
-                .await
-                .map_err(|_| StoreError::Unavailable("cannot connect to Redis in time".into()))?
-                .map_err(|e| StoreError::Unavailable(format!("cannot connect to Redis: {e}")))?;
+        let (client, con) = crate::store::open_redis(url, timeout).await?;
         let id = openvidu_core::id::IdGenerator::connection_id(&openvidu_core::id::RandomIds);
         let master_id = format!("master_{}", id.as_str().trim_start_matches("con_"));
         let life_key = format!("{prefix}life");
         let mut c = con.clone();
         let now = crate::service::now_ms();
-        let life: u64 = tokio::time::timeout(timeout, async {
+        let life: u64 = within(timeout, async {
             redis::cmd("SET").arg(&life_key).arg(now).arg("NX").query_async::<Option<String>>(&mut c).await?;
             redis::cmd("GET").arg(&life_key).query_async::<u64>(&mut c).await
         })
         .await
-        .map_err(|_| StoreError::Unavailable("Redis did not answer in time".into()))?
         .map_err(|e| StoreError::Unavailable(format!("reading the cluster's life: {e}")))?;
         let bus = Arc::new(RedisBus::start(client, con.clone(), prefix, &master_id));
         let placement = Arc::new(RedisPlacement::new(con.clone(), prefix, timeout));

@@ -53,10 +53,7 @@ impl RedisPlacement {
     }
 
     async fn bounded<T>(&self, f: impl Future<Output = redis::RedisResult<T>>) -> Result<T, MediaError> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(r) => r.map_err(failed),
-            Err(_) => Err(failed("Redis did not answer in time")),
-        }
+        super::within(self.timeout, f).await.map_err(failed)
     }
 }
 

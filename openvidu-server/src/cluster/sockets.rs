@@ -63,10 +63,7 @@ impl RedisSockets {
     }
 
     async fn bounded<T>(&self, f: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(r) => r.map_err(unavailable),
-            Err(_) => Err(StoreError::Unavailable("Redis did not answer in time".into())),
-        }
+        super::within(self.timeout, f).await.map_err(StoreError::Unavailable)
     }
 
     /// Records that `master` holds `rpc_id`'s socket now; returns the new epoch.

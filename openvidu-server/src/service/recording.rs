@@ -218,7 +218,7 @@ impl OpenViduService {
         self.inner.events.emit(WebhookEvent::RecordingStatusChanged {
             timestamp: now_ms(),
             reason: None,
-            recording: Box::new(self.with_url(recording.clone())),
+            recording: Box::new(self.inner.recordings.with_url(recording.clone())),
         });
         self.notify_recording(
             &snapshot.connections,
@@ -228,12 +228,6 @@ impl OpenViduService {
             self.start_countdown(&session);
         }
         Ok(recording)
-    }
-
-    fn with_url(&self, mut r: Recording) -> Recording {
-        r.url = matches!(r.status, RecordingStatus::Ready | RecordingStatus::Failed)
-            .then(|| self.inner.recordings.url_of(&r));
-        r
     }
 
     /// Stops a recording (POST /recordings/stop/{id}): 404 unknown, 406 still starting, 409
@@ -337,7 +331,7 @@ impl OpenViduService {
                 recording.status = RecordingStatus::Failed;
             }
         }
-        let recording = self.with_url(recording);
+        let recording = self.inner.recordings.with_url(recording);
         if let Err(e) = folder.save(&recording).await {
             tracing::warn!(recording_id = %id, error = %e, "writing the entity file");
         }

@@ -63,6 +63,33 @@ struct Stored {
     raw: String,
 }
 
+/// A client and a reconnecting connection to the Redis at `url` (TCP_NODELAY, every command
+/// bounded by `timeout`): for the store and for the cluster's other parts.
+pub(crate) async fn open(url: &str, timeout: Duration) -> Result<(::redis::Client, ConnectionManager), StoreError> {
+    let invalid = |e: ::redis::RedisError| StoreError::Unavailable(format!("invalid Redis URL: {e}"));
+    // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms to each request.
+    let info = ::redis::IntoConnectionInfo::into_connection_info(url)
+        .map_err(invalid)?
+        .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let client = ::redis::Client::open(info).map_err(invalid)?;
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(timeout))
+        .set_number_of_retries(3)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500));
+    let connect_timeout = timeout.saturating_mul(3);
+    let con =
+        match tokio::time::timeout(connect_timeout, ConnectionManager::new_with_config(client.clone(), config)).await {
+            Ok(Ok(con)) => con,
+            Ok(Err(e)) => return Err(StoreError::Unavailable(format!("cannot connect to Redis: {e}"))),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!("cannot connect to Redis within {connect_timeout:?}")));
+            }
+        };
+    Ok((client, con))
+}
+
 /// State in Redis, shared by every master connected to the same Redis and prefix.
 pub struct RedisStore {
     con: ConnectionManager,
@@ -89,27 +116,7 @@ impl RedisStore {
 
     /// [`connect`](Self::connect) with another bound on each Redis command.
     pub async fn connect_with_timeout(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let invalid = |e: ::redis::RedisError| StoreError::Unavailable(format!("invalid Redis URL: {e}"));
-        // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms to each request.
-        let info = ::redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(invalid)?
-            .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = ::redis::Client::open(info).map_err(invalid)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout))
-            .set_number_of_retries(3)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let connect_timeout = timeout.saturating_mul(3);
-        let con = match tokio::time::timeout(connect_timeout, ConnectionManager::new_with_config(client, config)).await
-        {
-            Ok(Ok(con)) => con,
-            Ok(Err(e)) => return Err(StoreError::Unavailable(format!("cannot connect to Redis: {e}"))),
-            Err(_) => {
-                return Err(StoreError::Unavailable(format!("cannot connect to Redis within {connect_timeout:?}")));
-            }
-        };
+        let (_, con) = open(url, timeout).await?;
         let store = Self {
             con,
             prefix: prefix.to_owned(),
