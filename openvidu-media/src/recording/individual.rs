@@ -610,7 +610,7 @@ struct Muxer<'a> {
     queues: Vec<VecDeque<Queued>>,
     audio_track: Option<usize>,
     video_track: Option<usize>,
-    /// Latest file time sent.
+    /// Latest file time sent, over all tracks.
     last_ms: i64,
     /// Video frames are dropped until a keyframe (after the writer queue overflowed).
     video_resync: bool,
@@ -779,9 +779,11 @@ impl<'a> Muxer<'a> {
 
     fn send(&mut self, track: usize, frame: Queued) {
         let is_video = Some(track) == self.video_track;
-        let time_ms = frame.time_ms.max(self.last_ms);
+        // Only the writer keeps each track's times increasing: clamping a late frame of one
+        // track to the other's latest time would bunch its frames together.
+        let time_ms = frame.time_ms;
         match self.tx.try_send(WriterCmd::Frame { track, time_ms, keyframe: frame.keyframe, data: frame.data }) {
-            Ok(()) => self.last_ms = time_ms,
+            Ok(()) => self.last_ms = self.last_ms.max(time_ms),
             Err(std::sync::mpsc::TrySendError::Full(_)) => {
                 tracing::warn!(recording_id = %self.ctx.shared.spec.id, stream = %self.ctx.stream,
                     "recording writer is behind, dropping a frame");

@@ -93,8 +93,6 @@ pub(crate) struct WebmWriter<W: Write> {
     /// File offset of the Segment element.
     segment_offset: u64,
     cluster: Option<Cluster>,
-    /// Last written time, ms (times never go backwards).
-    last_time: i64,
     /// Per track: the last two written times, for the duration of the last frame.
     track_times: Vec<(Option<i64>, Option<i64>)>,
     /// Whether a frame was written.
@@ -145,7 +143,6 @@ impl<W: Write> WebmWriter<W> {
             tracks: tracks.to_vec(),
             segment_offset,
             cluster: None,
-            last_time: 0,
             track_times: vec![(None, None); tracks.len()],
             wrote: false,
         })
@@ -158,7 +155,13 @@ impl<W: Write> WebmWriter<W> {
         let Some(spec) = self.tracks.get(track) else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no track {track}")));
         };
-        let time = time_ms.max(self.last_time).max(0);
+        // Each track's times strictly increase (equal times make players and ffmpeg drop or
+        // reorder frames); tracks are not clamped to each other: a frame of one track that comes
+        // after later frames of the other keeps its own time, relative to the cluster (signed).
+        let time = match self.track_times[track].1 {
+            Some(last) => time_ms.max(last + 1),
+            None => time_ms.max(0),
+        };
         let video_key = keyframe && spec.codec.is_video();
         let converted;
         let data = if spec.codec == RecordedCodec::H264 {
@@ -171,7 +174,7 @@ impl<W: Write> WebmWriter<W> {
             None => true,
             Some(c) => {
                 let rel = time - c.start;
-                rel > i64::from(i16::MAX)
+                !(i64::from(i16::MIN)..=i64::from(i16::MAX)).contains(&rel)
                     || (video_key && rel > 0)
                     || rel >= MAX_CLUSTER_MS
                     || c.bytes + data.len() > MAX_CLUSTER_BYTES
@@ -198,7 +201,6 @@ impl<W: Write> WebmWriter<W> {
         if let Some(c) = &mut self.cluster {
             c.bytes += data.len() + 4;
         }
-        self.last_time = time;
         let times = &mut self.track_times[track];
         *times = (times.1, Some(time));
         self.wrote = true;
@@ -482,6 +484,43 @@ pub(crate) mod tests {
         assert_eq!(streams[1]["codec_name"], "opus");
         let duration: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
         assert!((duration - 3.0).abs() < 0.2, "duration {duration}");
+        assert_eq!(decode_errors(&path), "");
+    }
+
+    /// Video that reaches the writer 400 ms behind the audio (a late track) keeps its own
+    /// times, and two frames of a track at the same millisecond are kept apart: the file decodes
+    /// with no complaint about non-increasing timestamps (seen in CI when late video frames were
+    /// clamped to the audio's latest time).
+    #[test]
+    fn a_late_track_keeps_its_own_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let (video, audio) = test_media(dir.path(), 3);
+        let dims = super::super::depacketize::video_dimensions(RecordedCodec::Vp8, &video[0].1).unwrap();
+        let path = dir.path().join("late.webm");
+        let mut w = WebmWriter::new(
+            std::fs::File::create(&path).unwrap(),
+            &[TrackSpec::video(RecordedCodec::Vp8, dims, video[0].1.clone()), TrackSpec::opus()],
+        )
+        .unwrap();
+        // Order of arrival: each frame when its time + its track's delay has passed.
+        let mut frames: Vec<(i64, i64, usize, bool, Bytes)> = video
+            .iter()
+            .map(|(n, data)| {
+                let t = (*n as i64) * 1000 / 15;
+                (t + 400, t, 0, data[0] & 1 == 0, data.clone())
+            })
+            .chain(audio.iter().enumerate().map(|(i, data)| (i as i64 * 20, i as i64 * 20, 1, true, data.clone())))
+            .collect();
+        frames.sort_by_key(|f| (f.0, f.2));
+        for (_, t, track, key, data) in &frames {
+            w.write_frame(*track, *t, *key, data).unwrap();
+        }
+        // The same millisecond twice on one track.
+        w.write_frame(1, 3000, true, &audio[0]).unwrap();
+        w.write_frame(1, 3000, true, &audio[1]).unwrap();
+        w.finish_seekable().unwrap();
+        let probe = ffprobe(&path);
+        assert_eq!(probe["streams"][0]["r_frame_rate"], "15/1", "{probe}");
         assert_eq!(decode_errors(&path), "");
     }
 
