@@ -4,7 +4,9 @@
 //! Run with `cargo bench --bench rest_load` (add `-- --seconds 10 --clients 64` to change the
 //! load). The baseline is a trivial axum route on the same stack, measured in the same run with
 //! the same client, so the ratio says what the OpenVidu logic costs over bare HTTP on this
-//! (noisy, shared) machine.
+//! (noisy, shared) machine. Connection creation is measured twice: with the in-memory store and
+//! with the Redis store of high availability (a `redis-server` this harness starts on a free
+//! loopback port), printed with their ratio.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,25 +106,88 @@ where
     Report { name, requests: all.len(), errors, rps: all.len() as f64 / elapsed, p50: pct(0.50), p99: pct(0.99) }
 }
 
+/// A `redis-server` of this run on a free loopback port, stopped on drop.
+struct RedisProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisProcess {
+    /// Starts one without persistence; `None` (with a message) when `redis-server` is missing.
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            println!("redis-server not found (apt-get install redis-server): the Redis rows are not measured");
+            return None;
+        };
+        let redis = Self { child, url: format!("redis://127.0.0.1:{port}/") };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                println!("redis-server did not start: the Redis rows are not measured");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(redis)
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the load goes: the two servers (in-memory store, Redis store) and the bare baseline.
+struct Targets {
+    memory: (String, String),
+    redis: Option<(String, String)>,
+    baseline: String,
+}
+
 fn main() {
     let a = args();
-    // The server gets its own runtime and threads, like a separate process would.
+    let redis = RedisProcess::start();
+    let redis_url = redis.as_ref().map(|r| r.url.clone());
+    // The servers get their own runtime and threads, like a separate process would.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
-            let server = Server::builder().https(false).configure(|c| c.garbage_interval = None).start().await.unwrap();
+            let memory = Server::builder().https(false).configure(|c| c.garbage_interval = None).start().await.unwrap();
+            let with_redis = match redis_url {
+                Some(url) => Some(
+                    Server::builder()
+                        .https(false)
+                        .configure(|c| {
+                            c.garbage_interval = None;
+                            c.ha_redis_url = Some(url);
+                        })
+                        .start()
+                        .await
+                        .unwrap(),
+                ),
+                None => None,
+            };
             // The baseline: the same HTTP stack with no OpenVidu logic behind it.
             let baseline = axum::Router::new().route("/baseline", axum::routing::post(|| async { "{\"ok\":true}" }));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let baseline_url = format!("http://{}/baseline", listener.local_addr().unwrap());
             tokio::spawn(async move { axum::serve(listener, baseline).await });
-            tx.send((server.url().to_owned(), server.secret().to_owned(), baseline_url)).unwrap();
+            let of = |s: &openvidu::server::RunningServer| (s.url().to_owned(), s.secret().to_owned());
+            tx.send(Targets { memory: of(&memory), redis: with_redis.as_ref().map(of), baseline: baseline_url })
+                .unwrap();
             std::future::pending::<()>().await;
-            drop(server);
+            drop((memory, with_redis));
         });
     });
-    let (url, secret, baseline_url) = rx.recv().unwrap();
+    let targets = rx.recv().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let client = reqwest::Client::builder().pool_max_idle_per_host(a.clients).build().unwrap();
@@ -133,40 +198,19 @@ fn main() {
             a.sessions,
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
         );
-        let baseline_url: reqwest::Url = baseline_url.parse().unwrap();
+        let baseline_url: reqwest::Url = targets.baseline.parse().unwrap();
         let base = load("baseline (bare axum POST)", &a, client.clone(), move |c, _| {
             c.post(baseline_url.clone()).header("content-type", "application/json").body("{}")
         })
         .await;
         base.print(None);
 
-        let api = format!("{url}/openvidu/api/sessions");
-        for i in 0..a.sessions {
-            client
-                .post(&api)
-                .basic_auth("OPENVIDUAPP", Some(&secret))
-                .json(&serde_json::json!({"customSessionId": format!("bench{i}")}))
-                .send()
-                .await
-                .unwrap();
-        }
-        // Per-request work in the generator is kept to the minimum: URLs and the auth header
-        // are made once.
-        let auth = format!("Basic {}", base64_auth(&secret));
-        let urls: Vec<reqwest::Url> =
-            (0..a.sessions).map(|i| format!("{api}/bench{i}/connection").parse().unwrap()).collect();
-        let (s, sessions) = (auth.clone(), a.sessions);
-        let conn = load("connection creation", &a, client.clone(), move |c, n| {
-            c.post(urls[n % sessions].clone())
-                .header("authorization", &s)
-                .header("content-type", "application/json")
-                .body("{\"role\":\"PUBLISHER\",\"data\":\"bench\"}")
-        })
-        .await;
+        let (url, secret) = &targets.memory;
+        let conn = connections("connection creation", &a, &client, url, secret).await;
         conn.print(Some(base.rps));
 
         let api: reqwest::Url = format!("{url}/openvidu/api/sessions").parse().unwrap();
-        let s = auth.clone();
+        let s = format!("Basic {}", base64_auth(secret));
         let sess = load("session creation", &a, client.clone(), move |c, _| {
             c.post(api.clone()).header("authorization", &s).header("content-type", "application/json").body("{}")
         })
@@ -176,7 +220,47 @@ fn main() {
             "goal: >= 20000 connection creations/s on this machine: {}",
             if conn.rps >= 20_000.0 { "MET" } else { "NOT MET" }
         );
+
+        if let Some((url, secret)) = &targets.redis {
+            let redis = connections("connection creation (Redis)", &a, &client, url, secret).await;
+            redis.print(Some(base.rps));
+            let ratio = redis.rps / conn.rps.max(1.0);
+            println!(
+                "redis/in-memory connection creation: {ratio:.2} ({:.0} / {:.0} req/s); goal >= 0.6: {}",
+                redis.rps,
+                conn.rps,
+                if ratio >= 0.6 { "MET" } else { "NOT MET" }
+            );
+        }
     });
+    drop(redis);
+}
+
+/// Creates `a.sessions` sessions on the server at `url`, then loads connection creation on them.
+async fn connections(name: &'static str, a: &Args, client: &reqwest::Client, url: &str, secret: &str) -> Report {
+    let api = format!("{url}/openvidu/api/sessions");
+    for i in 0..a.sessions {
+        client
+            .post(&api)
+            .basic_auth("OPENVIDUAPP", Some(secret))
+            .json(&serde_json::json!({"customSessionId": format!("bench{i}")}))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Per-request work in the generator is kept to the minimum: URLs and the auth header
+    // are made once.
+    let auth = format!("Basic {}", base64_auth(secret));
+    let urls: Vec<reqwest::Url> =
+        (0..a.sessions).map(|i| format!("{api}/bench{i}/connection").parse().unwrap()).collect();
+    let sessions = a.sessions;
+    load(name, a, client.clone(), move |c, n| {
+        c.post(urls[n % sessions].clone())
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body("{\"role\":\"PUBLISHER\",\"data\":\"bench\"}")
+    })
+    .await
 }
 
 /// `base64("OPENVIDUAPP:<secret>")`.

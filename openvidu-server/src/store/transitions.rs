@@ -11,20 +11,51 @@ use openvidu_core::rules;
 
 use super::{ConnectionUpdate, SessionSnapshot, StoreError, StreamProperty, Unpublished};
 
-/// Everything a store keeps about one session: the snapshot callers see, plus the tokens of its
-/// pending connections.
+/// Everything a store keeps about one session: the snapshot callers see, plus the usable tokens
+/// of its pending connections (at most one per connection).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct SessionDoc {
     /// The session and its connections.
     pub snapshot: SessionSnapshot,
     /// Usable tokens → the pending connection each one activates.
-    pub tokens: HashMap<TokenId, ConnectionId>,
+    tokens: HashMap<TokenId, ConnectionId>,
+    /// The same pairs the other way round, so a connection's token is found without a scan.
+    token_of: HashMap<ConnectionId, TokenId>,
 }
 
 impl SessionDoc {
     /// A new session without connections.
     pub fn new(session: Session) -> Self {
-        Self { snapshot: SessionSnapshot { session, connections: Vec::new() }, tokens: HashMap::new() }
+        Self::from_parts(SessionSnapshot { session, connections: Vec::new() }, [])
+    }
+
+    /// A document from its snapshot and its usable tokens (token, connection).
+    pub fn from_parts(snapshot: SessionSnapshot, tokens: impl IntoIterator<Item = (TokenId, ConnectionId)>) -> Self {
+        let mut doc = Self { snapshot, tokens: HashMap::new(), token_of: HashMap::new() };
+        for (token, connection) in tokens {
+            doc.add_token(token, connection);
+        }
+        doc
+    }
+
+    /// The usable token of a pending connection.
+    pub fn token_of(&self, connection: &ConnectionId) -> Option<&TokenId> {
+        self.token_of.get(connection)
+    }
+
+    fn add_token(&mut self, token: TokenId, connection: ConnectionId) {
+        if let Some(old) = self.token_of.insert(connection.clone(), token.clone()) {
+            self.tokens.remove(&old);
+        }
+        if let Some(previous) = self.tokens.insert(token, connection) {
+            self.token_of.remove(&previous);
+        }
+    }
+
+    fn remove_token_of(&mut self, connection: &ConnectionId) {
+        if let Some(token) = self.token_of.remove(connection) {
+            self.tokens.remove(&token);
+        }
     }
 
     fn connection_mut(&mut self, connection: &ConnectionId) -> Result<&mut Connection, StoreError> {
@@ -52,7 +83,7 @@ pub(crate) fn create_connection(
     connection: Connection,
     token: TokenId,
 ) -> Result<(), StoreError> {
-    doc.tokens.insert(token, connection.id.clone());
+    doc.add_token(token, connection.id.clone());
     doc.snapshot.connections.push(connection);
     Ok(())
 }
@@ -66,7 +97,7 @@ pub(crate) fn remove_connection(doc: &mut SessionDoc, connection: &ConnectionId)
         .position(|c| &c.id == connection)
         .ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))?;
     let removed = doc.snapshot.connections.remove(idx);
-    doc.tokens.retain(|_, c| c != connection);
+    doc.remove_token_of(connection);
     Ok(removed)
 }
 
@@ -81,7 +112,7 @@ pub(crate) fn activate_connection(
     rules::activate(conn, info).map_err(|_| StoreError::TokenNotFound)?;
     let activated = conn.clone();
     doc.snapshot.session.active = true;
-    doc.tokens.remove(token);
+    doc.remove_token_of(&cid);
     Ok(activated)
 }
 

@@ -1,10 +1,14 @@
-//! The JSON form of a [`SessionDoc`] in Redis, through private mirror structs so that the core's
-//! model types need no serde of their own (their wire JSON is `openvidu_core::wire`'s business).
+//! The Redis form of a [`SessionDoc`]: one hash per session whose fields are its parts, so that a
+//! transition rewrites only the parts it changed (a connection created in a session of a thousand
+//! connections writes one field, not the whole session). JSON through private mirror structs, so
+//! that the core's model types need no serde of their own (their wire JSON is
+//! `openvidu_core::wire`'s business).
 //!
-//! The encoding is deterministic (tokens in a sorted map), so an unchanged document encodes to
-//! the same text it was read from and the store can skip writing it.
+//! Fields: [`VERSION`] (a counter every write increments), [`SESSION`] (the session without its
+//! connections) and one `c:<connectionId>` per connection (the connection, its usable token and
+//! its creation sequence number, which keeps the creation order a hash does not).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use openvidu_core::id::{ConnectionId, MediaNodeId, SessionId, StreamId, TokenId, TypeOfVideo};
 use openvidu_core::model::{
@@ -17,56 +21,104 @@ use serde::{Deserialize, Serialize};
 use crate::store::transitions::SessionDoc;
 use crate::store::{SessionSnapshot, StoreError};
 
-/// Serializes a session document.
-pub(super) fn encode(doc: &SessionDoc) -> Result<String, StoreError> {
-    serde_json::to_string(&DocRepr::from(doc)).map_err(|e| {
-        StoreError::Unavailable(format!("session {}: cannot encode the document: {e}", doc.snapshot.session.id))
-    })
+/// The field of the version counter.
+pub(super) const VERSION: &str = "v";
+/// The field of the session itself.
+pub(super) const SESSION: &str = "s";
+/// The prefix of the connections' fields.
+const CONNECTION: &str = "c:";
+
+/// The field of a connection.
+pub(super) fn connection_field(id: &ConnectionId) -> String {
+    format!("{CONNECTION}{id}")
 }
 
-/// Parses the document stored for session `id`; anything else than a document of that session is
-/// an error.
-pub(super) fn decode(id: &SessionId, raw: &str) -> Result<SessionDoc, StoreError> {
-    let repr: DocRepr = serde_json::from_str(raw)
-        .map_err(|e| StoreError::Unavailable(format!("session {id}: unreadable document in Redis: {e}")))?;
-    let doc = SessionDoc::from(repr);
-    if &doc.snapshot.session.id != id {
-        return Err(StoreError::Unavailable(format!(
-            "session {id}: Redis holds the document of session {} under its key",
-            doc.snapshot.session.id
-        )));
+/// Serializes the session part.
+pub(super) fn encode_session(session: &Session) -> Result<String, StoreError> {
+    serde_json::to_string(&SessionRepr::from(session))
+        .map_err(|e| StoreError::Unavailable(format!("session {}: cannot encode it: {e}", session.id)))
+}
+
+/// Serializes a connection part: the connection, its usable token and its sequence number.
+pub(super) fn encode_connection(c: &Connection, token: Option<&TokenId>, seq: u64) -> Result<String, StoreError> {
+    let part = ConnectionPart { seq, token: token.cloned(), connection: c.into() };
+    serde_json::to_string(&part)
+        .map_err(|e| StoreError::Unavailable(format!("connection {}: cannot encode it: {e}", c.id)))
+}
+
+/// A session's hash as read.
+#[derive(Debug)]
+pub(super) struct Decoded {
+    /// The version counter.
+    pub version: u64,
+    /// The session, its connections in creation order and their usable tokens.
+    pub doc: SessionDoc,
+    /// Each connection's creation sequence number (kept when the connection is rewritten).
+    pub seqs: HashMap<ConnectionId, u64>,
+}
+
+/// Parses the hash fields stored for session `id` (`HGETALL`); no fields is no session, and
+/// anything else than a well-formed hash of that session is an error.
+pub(super) fn decode(id: &SessionId, fields: Vec<(String, String)>) -> Result<Option<Decoded>, StoreError> {
+    if fields.is_empty() {
+        return Ok(None);
     }
-    Ok(doc)
+    let bad = |what: String| StoreError::Unavailable(format!("session {id}: malformed hash in Redis: {what}"));
+    let (mut version, mut session) = (None, None);
+    let mut parts = Vec::new();
+    for (field, value) in fields {
+        match field.as_str() {
+            VERSION => {
+                let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+                version = Some(
+                    value.parse::<u64>().ok().filter(|_| digits).ok_or_else(|| bad(format!("version {value:?}")))?,
+                );
+            }
+            SESSION => {
+                let repr: SessionRepr =
+                    serde_json::from_str(&value).map_err(|e| bad(format!("unreadable session: {e}")))?;
+                session = Some(Session::from(repr));
+            }
+            f if f.starts_with(CONNECTION) => {
+                let part: ConnectionPart =
+                    serde_json::from_str(&value).map_err(|e| bad(format!("unreadable field {f}: {e}")))?;
+                if f[CONNECTION.len()..] != *part.connection.id.as_str() || part.connection.session_id != *id {
+                    return Err(bad(format!(
+                        "field {f} holds connection {} of {}",
+                        part.connection.id, part.connection.session_id
+                    )));
+                }
+                parts.push(part);
+            }
+            other => return Err(bad(format!("unknown field {other:?}"))),
+        }
+    }
+    let version = version.ok_or_else(|| bad("no version".into()))?;
+    let session = session.ok_or_else(|| bad("no session".into()))?;
+    if &session.id != id {
+        return Err(bad(format!("it holds session {}", session.id)));
+    }
+    parts.sort_by(|a, b| (a.seq, &a.connection.id).cmp(&(b.seq, &b.connection.id)));
+    let mut seqs = HashMap::with_capacity(parts.len());
+    let mut tokens = Vec::new();
+    let mut connections = Vec::with_capacity(parts.len());
+    for part in parts {
+        seqs.insert(part.connection.id.clone(), part.seq);
+        if let Some(token) = part.token {
+            tokens.push((token, part.connection.id.clone()));
+        }
+        connections.push(Connection::from(part.connection));
+    }
+    Ok(Some(Decoded { version, doc: SessionDoc::from_parts(SessionSnapshot { session, connections }, tokens), seqs }))
 }
 
+/// A connection's field.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DocRepr {
-    session: SessionRepr,
-    connections: Vec<ConnectionRepr>,
-    tokens: BTreeMap<TokenId, ConnectionId>,
-}
-
-impl From<&SessionDoc> for DocRepr {
-    fn from(d: &SessionDoc) -> Self {
-        Self {
-            session: (&d.snapshot.session).into(),
-            connections: d.snapshot.connections.iter().map(Into::into).collect(),
-            tokens: d.tokens.iter().map(|(t, c)| (t.clone(), c.clone())).collect(),
-        }
-    }
-}
-
-impl From<DocRepr> for SessionDoc {
-    fn from(r: DocRepr) -> Self {
-        Self {
-            snapshot: SessionSnapshot {
-                session: r.session.into(),
-                connections: r.connections.into_iter().map(Into::into).collect(),
-            },
-            tokens: r.tokens.into_iter().collect(),
-        }
-    }
+struct ConnectionPart {
+    seq: u64,
+    token: Option<TokenId>,
+    connection: ConnectionRepr,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -394,8 +446,21 @@ mod tests {
     use super::*;
     use openvidu_core::id::{IdGenerator, SequentialIds};
 
-    /// A document with every field set to a non-default value survives encode → decode, and
-    /// encoding is deterministic.
+    /// The fields of a document as the store writes them.
+    fn fields(doc: &SessionDoc, version: u64) -> Vec<(String, String)> {
+        let mut f = vec![
+            (VERSION.to_owned(), version.to_string()),
+            (SESSION.to_owned(), encode_session(&doc.snapshot.session).unwrap()),
+        ];
+        // Reversed: the order of a hash's fields is not the creation order.
+        for (seq, c) in doc.snapshot.connections.iter().enumerate().rev() {
+            f.push((connection_field(&c.id), encode_connection(c, doc.token_of(&c.id), seq as u64 + 1).unwrap()));
+        }
+        f
+    }
+
+    /// A document with every field set to a non-default value survives encode → decode, in
+    /// creation order, with its tokens.
     #[test]
     fn documents_round_trip() {
         let ids = SequentialIds::default();
@@ -416,7 +481,6 @@ mod tests {
         session.active = true;
         session.recording = true;
         session.media_node_id = Some(MediaNodeId::parse("media_3").unwrap());
-        let mut doc = SessionDoc::new(session);
 
         let cid = ids.connection_id();
         let mut cprops = ConnectionProperties::default();
@@ -441,27 +505,57 @@ mod tests {
         media.filter = serde_json::json!({"type": "GStreamerFilter", "options": {"b": 1, "a": 2}});
         conn.publishers.push(Publisher::new(stream.clone(), 10, media));
         conn.subscribers.push(Subscriber::new(stream, 11));
-        doc.snapshot.connections.push(conn);
-        for _ in 0..5 {
-            doc.tokens.insert(ids.token_id(), cid.clone());
+        let mut connections = vec![conn];
+        let mut tokens = Vec::new();
+        for i in 0..5 {
+            let c = ids.connection_id();
+            tokens.push((ids.token_id(), c.clone()));
+            connections.push(Connection::pending(c, sid.clone(), 20 + i, ConnectionProperties::default(), None));
         }
+        let doc = SessionDoc::from_parts(SessionSnapshot { session, connections }, tokens);
 
-        let raw = encode(&doc).unwrap();
-        let back = decode(&sid, &raw).unwrap();
-        assert_eq!(back, doc);
-        assert_eq!(encode(&back).unwrap(), raw, "encoding is deterministic");
+        let back = decode(&sid, fields(&doc, 42)).unwrap().unwrap();
+        assert_eq!(back.doc, doc);
+        assert_eq!(back.version, 42);
+        assert_eq!(back.seqs[&cid], 1);
+        assert_eq!(fields(&back.doc, 42), fields(&doc, 42), "encoding is deterministic");
+        assert!(decode(&sid, Vec::new()).unwrap().is_none(), "no fields, no session");
     }
 
     #[test]
     fn foreign_or_broken_documents_are_errors() {
         let ids = SequentialIds::default();
         let sid = ids.session_id();
-        let raw = encode(&SessionDoc::new(Session::new(sid.clone(), 1, SessionProperties::default()))).unwrap();
-        let other = ids.session_id();
-        assert!(matches!(decode(&other, &raw), Err(StoreError::Unavailable(_))));
-        assert!(matches!(decode(&sid, "not json"), Err(StoreError::Unavailable(_))));
-        assert!(matches!(decode(&sid, "{\"session\":1}"), Err(StoreError::Unavailable(_))));
-        let bad_id = raw.replacen(sid.as_str(), "bad id!", 1);
-        assert!(matches!(decode(&sid, &bad_id), Err(StoreError::Unavailable(_))));
+        let mut doc = SessionDoc::new(Session::new(sid.clone(), 1, SessionProperties::default()));
+        let cid = ids.connection_id();
+        doc.snapshot.connections.push(Connection::pending(cid, sid.clone(), 2, ConnectionProperties::default(), None));
+        let good = fields(&doc, 1);
+        assert!(decode(&sid, good.clone()).is_ok());
+        let broken = |f: &dyn Fn(&mut Vec<(String, String)>)| {
+            let mut v = good.clone();
+            f(&mut v);
+            matches!(decode(&sid, v), Err(StoreError::Unavailable(_)))
+        };
+        assert!(matches!(decode(&ids.session_id(), good.clone()), Err(StoreError::Unavailable(_))), "another session");
+        assert!(broken(&|v| v[0].1 = "one".into()), "bad version");
+        assert!(broken(&|v| v[0].1 = String::new()), "empty version");
+        assert!(
+            broken(&|v| {
+                v.remove(0);
+            }),
+            "no version"
+        );
+        assert!(
+            broken(&|v| {
+                v.remove(1);
+            }),
+            "no session"
+        );
+        assert!(broken(&|v| v[1].1 = "not json".into()), "session not JSON");
+        assert!(broken(&|v| v[1].1 = "{\"session\":1}".into()), "session of the wrong shape");
+        assert!(broken(&|v| v[1].1 = v[1].1.replacen(sid.as_str(), "bad id!", 1)), "bad session id");
+        assert!(broken(&|v| v[2].1 = "[]".into()), "connection of the wrong shape");
+        assert!(broken(&|v| v[2].0 = "c:con_other".into()), "connection under another id");
+        assert!(broken(&|v| v.push(("x".into(), "1".into()))), "unknown field");
     }
 }

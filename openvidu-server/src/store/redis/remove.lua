@@ -1,7 +1,7 @@
--- Removes a session document and unlists its id.
--- KEYS[1] session document (hash), KEYS[2] set of session ids; ARGV[1] session id.
--- Returns the removed JSON, or nil when there was none.
-local doc = redis.call('HGET', KEYS[1], 'd')
+-- Removes a session's hash and unlists its id.
+-- KEYS[1] the session's hash, KEYS[2] the set of session ids; ARGV[1] the session id.
+-- Returns the removed hash (HGETALL: field, value, ...), empty when there was none.
+local all = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-return doc
+return all
