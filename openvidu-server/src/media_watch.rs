@@ -3,9 +3,10 @@
 //!
 //! [`run`] looks at every remote media node of the pool every 500 ms. A node whose control
 //! connection stays down for `OPENVIDU_MEDIA_NODE_GRACE` is crashed: `nodeCrashed`
-//! is emitted, its sessions are closed with reason `nodeCrashed` (their recordings end `failed`
-//! through the service), then it goes `terminating` → `terminated` and leaves the pool. The same
-//! loop terminates idle `waiting-idle-to-terminate` nodes.
+//! is emitted, it goes `terminating` → `terminated` and leaves the pool, and its sessions are
+//! rebuilt on the other nodes (see [`crate::service`]'s rebuild; closed with reason
+//! `nodeCrashed` when no node is left; their recordings end `failed`). The same loop terminates
+//! idle `waiting-idle-to-terminate` nodes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,8 +156,11 @@ async fn recordings_of(svc: &OpenViduService, sessions: &[SessionId]) -> Vec<Rec
     }
 }
 
-/// Node `id` did not come back in time (spec §6.7): `nodeCrashed`, its sessions closed with
-/// reason `nodeCrashed`, then `terminating` → `terminated` and out of the pool.
+/// Node `id` did not come back in time (spec §6.7): `nodeCrashed`, then `terminating` →
+/// `terminated` and out of the pool; its sessions are rebuilt on the other running nodes
+/// ([`OpenViduService::rebuild_session`]; OpenVidu closes them), or closed with reason
+/// `nodeCrashed` when no other node can take them. Their recordings end `failed` with reason
+/// `nodeCrashed`.
 async fn node_crashed(svc: &OpenViduService, pool: &MediaNodePool, id: &MediaNodeId) {
     let Some(status) = pool.status(id) else {
         return;
@@ -165,7 +169,14 @@ async fn node_crashed(svc: &OpenViduService, pool: &MediaNodePool, id: &MediaNod
         // A termination in progress (REST) finishes the job.
         return;
     }
-    // In a cluster every master watches every node: one of them reports the crash and closes
+    let session_ids = pool.sessions_on(id).await.unwrap_or_else(|e| {
+        tracing::warn!(node_id = %id, error = %e, "reading the sessions of a crashed media node");
+        Vec::new()
+    });
+    // Each master ends the recordings it runs there (every master sees the node go).
+    let recording_ids = recordings_of(svc, &session_ids).await;
+    svc.end_recordings_of_crashed_node(&session_ids).await;
+    // In a cluster every master watches every node: one of them reports the crash and rebuilds
     // the sessions; the others only stop placing sessions there.
     if let Some(cluster) = svc.cluster() {
         match cluster.placement.claim_crash(id).await {
@@ -178,24 +189,35 @@ async fn node_crashed(svc: &OpenViduService, pool: &MediaNodePool, id: &MediaNod
             Err(e) => tracing::warn!(node_id = %id, error = %e, "cannot coordinate the crash; handling it here"),
         }
     }
-    let session_ids = pool.sessions_on(id).await.unwrap_or_else(|e| {
-        tracing::warn!(node_id = %id, error = %e, "reading the sessions of a crashed media node");
-        Vec::new()
-    });
-    let recording_ids = recordings_of(svc, &session_ids).await;
     tracing::warn!(node_id = %id, sessions = session_ids.len(), recordings = recording_ids.len(), "media node crashed");
     svc.events().emit(WebhookEvent::NodeCrashed {
         timestamp: now_ms(),
         node: node_ref(pool, id),
-        session_ids,
+        session_ids: session_ids.clone(),
         recording_ids,
     });
-    // Beyond OpenVidu 2.20 (out of scope here): instead of closing them, the sessions of the
-    // crashed node could be rebuilt on another running node (create their routers there,
-    // republish every publisher, renegotiate subscribers) before the node is dropped.
-    close_sessions(svc, pool, id, EndReason::NodeCrashed).await;
-    if begin_terminating(svc, pool, id).is_some() {
-        finish_terminating(svc, pool, id, EndReason::NodeCrashed).await;
+    if begin_terminating(svc, pool, id).is_none() {
+        return;
+    }
+    // Out of the pool first: that forgets the sessions' placements, so they can go elsewhere.
+    let node = node_ref(pool, id);
+    if pool.change_status(id, MediaNodeStatus::Terminating, MediaNodeStatus::Terminated) {
+        emit_status_changed(svc, node, MediaNodeStatus::Terminating, MediaNodeStatus::Terminated);
+    }
+    if let Err(e) = pool.remove(id).await {
+        tracing::warn!(node_id = %id, error = %e, "forgetting the placements of a crashed media node");
+    }
+    for session in &session_ids {
+        match svc.rebuild_session(session).await {
+            Ok(()) | Err(ServiceError::SessionNotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(node_id = %id, session_id = %session, error = %e, "cannot rebuild a session; closing it");
+                match svc.close_session(session, EndReason::NodeCrashed).await {
+                    Ok(()) | Err(ServiceError::SessionNotFound(_)) => {}
+                    Err(e) => tracing::warn!(node_id = %id, session_id = %session, error = %e, "closing a session"),
+                }
+            }
+        }
     }
 }
 

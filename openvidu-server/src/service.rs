@@ -16,6 +16,7 @@ use thiserror::Error;
 use openvidu_core::model::ActiveInfo;
 use openvidu_media::{MediaError, MediaNode};
 
+mod rebuild;
 mod recording;
 mod streams;
 use openvidu_core::wire::rpc::Notification;

@@ -437,6 +437,14 @@ pub enum Notification {
     MediaError {
         error: String,
     },
+    /// PRO/ENTERPRISE (spec §2.4.6): the server offers a subscriber a new connection to a
+    /// stream (`connectionId` is the publisher's); the client answers with
+    /// `reconnectStream{stream, sdpString, forciblyReconnect: true}`.
+    ForciblyReconnectSubscriber {
+        connection_id: ConnectionId,
+        stream_id: StreamId,
+        sdp_offer: String,
+    },
 }
 
 impl Notification {
@@ -455,6 +463,7 @@ impl Notification {
             Self::RecordingStopped { .. } => "recordingStopped",
             Self::ConnectionPropertyChanged { .. } => "connectionPropertyChanged",
             Self::MediaError { .. } => "mediaError",
+            Self::ForciblyReconnectSubscriber { .. } => "forciblyReconnectSubscriber",
         }
     }
 
@@ -503,6 +512,9 @@ impl Notification {
                 json!({"property": property, "newValue": new_value})
             }
             Self::MediaError { error } => json!({"error": error}),
+            Self::ForciblyReconnectSubscriber { connection_id, stream_id, sdp_offer } => {
+                json!({"connectionId": connection_id, "streamId": stream_id, "sdpOffer": sdp_offer})
+            }
         }
     }
 }

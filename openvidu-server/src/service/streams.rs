@@ -305,8 +305,9 @@ impl OpenViduService {
     }
 
     /// `reconnectStream` of a publisher: renegotiates its stream with a new offer, keeping the
-    /// stream id and the REST state. Its subscribers' endpoints are rebuilt by their own clients
-    /// (their ICE fails and openvidu-browser reconnects them).
+    /// stream id and the REST state, on the session's media node (another one when its node
+    /// died: the router is created there if needed). Its subscribers are then offered a new
+    /// connection to it (`forciblyReconnectSubscriber`).
     pub async fn republish(
         &self,
         session: &SessionId,
@@ -327,11 +328,39 @@ impl OpenViduService {
         if let Err(e) = self.inner.media.unpublish(session, stream).await {
             tracing::debug!(session_id = %session, stream_id = %stream, error = %e, "republish: old endpoint");
         }
+        self.inner.media.create_router(session).await?;
         let answer = self.inner.media.publish(session, stream, options).await?;
         tracing::info!(session_id = %session, stream_id = %stream, "publisher reconnected");
         // The stream's recording goes on in a new file (`<streamId>-1.webm`).
         self.stream_published(session, connection, &publisher).await;
+        let service = self.clone();
+        let (session, connection, stream) = (session.clone(), connection.clone(), stream.clone());
+        // After the answer is sent: the subscribers' new endpoints need the publisher's.
+        tokio::spawn(async move { service.reconnect_subscribers(&session, &connection, &stream).await });
         Ok(answer)
+    }
+
+    /// `reconnectStream{sdpString}` of a subscriber: completes a server-offered reconnection
+    /// (`prepareReceiveVideoFrom{reconnect: true}` or `forciblyReconnectSubscriber`). The
+    /// subscription is recorded (and announced) only if it was not already.
+    pub async fn complete_resubscribe(
+        &self,
+        session: &SessionId,
+        subscriber: &ConnectionId,
+        stream: &StreamId,
+        sdp_answer: String,
+    ) -> Result<(), ServiceError> {
+        let (owner, publisher) = self.published(session, stream).await?;
+        self.inner.media.complete_subscribe(session, subscriber, stream, sdp_answer).await?;
+        let snapshot = self.session(session).await?;
+        let known =
+            snapshot.connection(subscriber).is_some_and(|c| c.subscribers.iter().any(|s| &s.stream_id == stream));
+        if known {
+            tracing::info!(session_id = %session, connection_id = %subscriber, stream_id = %stream, "subscriber reconnected");
+            Ok(())
+        } else {
+            self.subscribed(session, subscriber, &owner, &publisher).await
+        }
     }
 
     /// `reconnectStream` of a subscriber that offers again: replaces its endpoint.

@@ -230,7 +230,8 @@ fn rpc_code(code: i32) -> ErrorCode {
 
 /// `reconnectStream` (spec §2.2): a publisher sends a new offer (`sdpString`, legacy
 /// `sdpOffer`); a subscriber offers again (`sdpOffer`) or answers a server offer made by
-/// `prepareReceiveVideoFrom{reconnect:true}` (`sdpString`).
+/// `prepareReceiveVideoFrom{reconnect:true}` or pushed by `forciblyReconnectSubscriber`
+/// (`sdpString`, with `forciblyReconnect: true` for the latter).
 async fn reconnect_stream(svc: &OpenViduService, me: &Participant, p: ReconnectStreamParams) -> RpcResult {
     let stream = stream_id(&p.stream)?;
     if stream.owner().as_ref() == Some(&me.connection) {
@@ -253,7 +254,7 @@ async fn reconnect_stream(svc: &OpenViduService, me: &Participant, p: ReconnectS
             Ok(json!({"sdpAnswer": answer}))
         }
         (None, Some(answer)) => {
-            svc.complete_subscribe(&me.session, &me.connection, &stream, answer).await.map_err(media_error)?;
+            svc.complete_resubscribe(&me.session, &me.connection, &stream, answer).await.map_err(media_error)?;
             Ok(json!({}))
         }
         (None, None) => Err(RpcError::new(ErrorCode::InvalidParams, "sdpOffer or sdpString is required")),

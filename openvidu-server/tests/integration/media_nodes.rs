@@ -190,13 +190,14 @@ async fn an_idle_node_is_removed_with_if_no_sessions_and_patch_terminating() {
 }
 
 #[tokio::test]
-async fn a_crashed_node_loses_its_sessions_and_leaves_the_cluster() {
+async fn a_crashed_nodes_sessions_move_to_another_node() {
     let (a, b) = (start_node("media_A").await, start_node("media_B").await);
     let grace = Duration::from_secs(1);
     let server = start_master(&[&a, &b], grace).await;
     let rest = Rest::new(&server);
     let mut peer = place_session(&server, &rest, "ses_crash").await;
     let host = host_of(&rest, "ses_crash").await;
+    let other = if host == "media_A" { "media_B" } else { "media_A" };
     let (crashed, survivor) = if host == "media_A" { (a, b) } else { (b, a) };
     let start = Instant::now();
     drop(crashed);
@@ -205,18 +206,43 @@ async fn a_crashed_node_loses_its_sessions_and_leaves_the_cluster() {
     let (s, node) = rest.call(Method::GET, &format!("/media-nodes/{host}"), None).await;
     assert_eq!((s, node["connected"].as_bool()), (200, Some(false)), "{node}");
     assert!(node["disconnectionTime"].as_u64().is_some(), "{node}");
-    // Gone within grace + 1 s of the crash (plus one polling step).
-    let deadline = grace + Duration::from_millis(1200);
-    wait_status(&rest, "/sessions/ses_crash", 404, deadline.saturating_sub(start.elapsed())).await;
-    let (_, page) = rest.call(Method::GET, "/media-nodes", None).await;
-    let other = if host == "media_A" { "media_B" } else { "media_A" };
-    assert_eq!(ids(&page), [other]);
-    let evicted = peer.notification("participantEvicted").await;
-    assert_eq!(evicted["reason"], "nodeCrashed");
+    // Within grace + 1 s of the crash (plus one polling step) the node is gone and the session
+    // lives on the survivor, with its participant.
+    let deadline = start + grace + Duration::from_millis(1200);
+    loop {
+        let (_, page) = rest.call(Method::GET, "/media-nodes?sessions=true", None).await;
+        if ids(&page) == [other] && page.to_string().contains("ses_crash") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not rebuilt in time: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(host_of(&rest, "ses_crash").await, other);
+    let (s, session) = rest.call(Method::GET, "/sessions/ses_crash", None).await;
+    assert_eq!((s, session["connections"]["numberOfElements"].as_u64()), (200, Some(1)), "{session}");
+    // The participant was not evicted: its socket still answers.
+    assert!(peer.call("echo", json!({})).await.is_ok());
     // The survivor takes new sessions.
     let _p = place_session(&server, &rest, "ses_after").await;
     assert_eq!(host_of(&rest, "ses_after").await, other);
     drop(survivor);
+}
+
+#[tokio::test]
+async fn with_no_node_left_a_crashed_nodes_sessions_close() {
+    let only = start_node("media_A").await;
+    let grace = Duration::from_secs(1);
+    let server = start_master(&[&only], grace).await;
+    let rest = Rest::new(&server);
+    let mut peer = place_session(&server, &rest, "ses_alone").await;
+    let start = Instant::now();
+    drop(only);
+    let deadline = grace + Duration::from_millis(1200);
+    wait_status(&rest, "/sessions/ses_alone", 404, deadline.saturating_sub(start.elapsed())).await;
+    let evicted = peer.notification("participantEvicted").await;
+    assert_eq!(evicted["reason"], "nodeCrashed");
+    let (_, page) = rest.call(Method::GET, "/media-nodes", None).await;
+    assert_eq!(page["numberOfElements"], 0, "{page}");
 }
 
 #[tokio::test]

@@ -22,6 +22,16 @@ fn errors_and_notifications() {
     );
     let n = Notification::SendMessage { data: Some("hi".into()), signal_type: Some("signal:chat".into()), from: None };
     assert_eq!(n.params(), json!({"data":"hi","type":"signal:chat"}));
+    // openvidu-browser 2.20 reads connectionId (the publisher's), streamId and sdpOffer.
+    let n = Notification::ForciblyReconnectSubscriber {
+        connection_id: ConnectionId::parse("con_P").unwrap(),
+        stream_id: StreamId::parse("str_CAM_AbCd_con_P").unwrap(),
+        sdp_offer: "v=0".into(),
+    };
+    assert_eq!(
+        notification_frame(&n),
+        r#"{"method":"forciblyReconnectSubscriber","params":{"connectionId":"con_P","streamId":"str_CAM_AbCd_con_P","sdpOffer":"v=0"},"jsonrpc":"2.0"}"#
+    );
 }
 
 #[test]

@@ -446,8 +446,11 @@ mod tests {
     use super::*;
     use openvidu_core::id::{IdGenerator, SequentialIds};
 
+    /// A hash's fields as `HGETALL` gives them.
+    type Fields = Vec<(String, String)>;
+
     /// The fields of a document as the store writes them.
-    fn fields(doc: &SessionDoc, version: u64) -> Vec<(String, String)> {
+    fn fields(doc: &SessionDoc, version: u64) -> Fields {
         let mut f = vec![
             (VERSION.to_owned(), version.to_string()),
             (SESSION.to_owned(), encode_session(&doc.snapshot.session).unwrap()),
@@ -531,7 +534,7 @@ mod tests {
         doc.snapshot.connections.push(Connection::pending(cid, sid.clone(), 2, ConnectionProperties::default(), None));
         let good = fields(&doc, 1);
         assert!(decode(&sid, good.clone()).is_ok());
-        let broken = |f: &dyn Fn(&mut Vec<(String, String)>)| {
+        let broken = |f: &dyn Fn(&mut Fields)| {
             let mut v = good.clone();
             f(&mut v);
             matches!(decode(&sid, v), Err(StoreError::Unavailable(_)))

@@ -648,7 +648,7 @@ impl Store for RedisStore {
             session,
             not_found(session),
             |d| transitions::set_stream_property(d, stream, property.clone()),
-            |owner| Touched::connection(owner),
+            Touched::connection,
         )
         .await
     }
