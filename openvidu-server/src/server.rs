@@ -270,6 +270,17 @@ impl ServerBuilder {
                 }
             }));
         }
+        if svc.cluster().is_some() {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(crate::cluster::RENEW_EVERY);
+                let mut dead_since = std::collections::HashMap::new();
+                loop {
+                    tick.tick().await;
+                    crate::signalling::watch_masters(&svc, &mut dead_since).await;
+                }
+            }));
+        }
         if config.support_deprecated_api {
             // Routing happens inside `app`, so the rewrite wraps it from outside.
             app = axum::Router::new()

@@ -2,12 +2,16 @@
 //! notifications to sockets held by another master ([`RedisBus`]) and the registry of which
 //! master holds which participant socket, with a fencing epoch ([`RedisSockets`]).
 //!
-//! A master alone (the default) needs neither: every socket of its sessions is its own.
+//! Each master also keeps a lease ([`MasterLeases`]): when one dies, another evicts the
+//! participants it held that did not come back.
+//!
+//! A master alone (the default) needs none of this: every socket of its sessions is its own.
 //! With `OPENVIDU_HA_REDIS_URL`, notifications for connections this master does not hold go
 //! to the bus, and a participant whose master died can `connect` to any other master, which
 //! finds it in the registry, takes it over (a new epoch) and tells the others to forget it.
 
 mod bus;
+mod leases;
 mod placement;
 mod sockets;
 
@@ -17,6 +21,7 @@ use openvidu_core::id::ConnectionId;
 use serde::{Deserialize, Serialize};
 
 pub use bus::{LocalDelivery, RedisBus};
+pub use leases::{LEASE, MasterLeases, RENEW_EVERY};
 pub use placement::RedisPlacement;
 pub use sockets::{RedisSockets, SocketEntry};
 
@@ -62,6 +67,8 @@ pub struct Cluster {
     pub sockets: Arc<RedisSockets>,
     /// Which media node hosts each session.
     pub placement: Arc<RedisPlacement>,
+    /// Which masters are alive.
+    pub leases: Arc<MasterLeases>,
     /// The cluster's incarnation (`life` of the JSON-RPC API): set by the first master of a
     /// Redis and kept while any master lives, so a participant whose `connect` fails after a
     /// master died learns it was not a crash of the whole service.
@@ -98,8 +105,10 @@ impl Cluster {
         .map_err(|e| StoreError::Unavailable(format!("reading the cluster's life: {e}")))?;
         let bus = Arc::new(RedisBus::start(client, con.clone(), prefix, &master_id));
         let placement = Arc::new(RedisPlacement::new(con.clone(), prefix, timeout));
-        let sockets = Arc::new(RedisSockets::new(con, prefix, timeout));
+        let sockets = Arc::new(RedisSockets::new(con.clone(), prefix, timeout));
+        let leases = Arc::new(MasterLeases::new(con, prefix, timeout));
+        leases.renew(&master_id).await?;
         tracing::info!(%master_id, "joined the cluster");
-        Ok(Self { master_id, bus, sockets, placement, life })
+        Ok(Self { master_id, bus, sockets, placement, leases, life })
     }
 }

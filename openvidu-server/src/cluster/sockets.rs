@@ -1,7 +1,8 @@
 //! Which master holds which participant socket, keyed by the JSON-RPC session id the client
 //! reconnects with, and fenced by an epoch: each claim (join, or a take-over after `connect`)
 //! increments it, so a master that was paused or cut off cannot act on a participant another
-//! master took over (it sees a newer epoch and lets go).
+//! master took over (it sees a newer epoch and lets go). Each master's claims are also listed per
+//! master, so that when a master dies the others find the participants it held.
 
 use std::time::Duration;
 
@@ -33,10 +34,14 @@ pub struct SocketEntry {
     pub epoch: u64,
 }
 
+/// KEYS: the entry, its epoch counter, the set of the claiming master's sockets; ARGV: the
+/// entry's JSON, the TTL in ms, the JSON-RPC session id.
 const CLAIM: &str = r"
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch, 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 return epoch
 ";
 
@@ -86,8 +91,26 @@ impl RedisSockets {
         let json = serde_json::to_string(&entry).map_err(unavailable)?;
         let mut con = self.con.clone();
         let mut invocation = self.claim.key(&key);
-        invocation.key(&epoch_key).arg(json).arg(TTL.as_millis() as u64);
+        invocation.key(&epoch_key).key(self.sockets_of_key(master)).arg(json).arg(TTL.as_millis() as u64).arg(rpc_id);
         self.bounded(invocation.invoke_async(&mut con)).await
+    }
+
+    /// The key of the set of the JSON-RPC session ids a master claimed.
+    fn sockets_of_key(&self, master: &str) -> String {
+        format!("{}master-sockets:{master}", self.prefix)
+    }
+
+    /// The JSON-RPC session ids `master` claimed (some may have been taken over since, or be
+    /// gone: check each entry).
+    pub async fn claimed_by(&self, master: &str) -> Result<Vec<String>, StoreError> {
+        let mut con = self.con.clone();
+        self.bounded(redis::cmd("SMEMBERS").arg(self.sockets_of_key(master)).query_async(&mut con)).await
+    }
+
+    /// Forgets the set of sockets `master` claimed (once its participants are dealt with).
+    pub async fn forget_master(&self, master: &str) -> Result<(), StoreError> {
+        let mut con = self.con.clone();
+        self.bounded(redis::cmd("DEL").arg(self.sockets_of_key(master)).query_async::<()>(&mut con)).await
     }
 
     /// The entry of `rpc_id`, if any.

@@ -7,6 +7,7 @@
 
 mod rpc;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -159,6 +160,76 @@ pub async fn sweep_detached(svc: &OpenViduService) {
             tracing::debug!(connection_id = %p.connection, error = %e, "evicting a lost participant");
             svc.participants().remove(&p.connection);
         }
+    }
+}
+
+/// In a cluster: renews this master's lease, and evicts (reason `networkDisconnect`) the
+/// participants of masters dead for longer than the reconnection window that no master took
+/// over. `dead_since` remembers when each dead master was first seen dead. Runs every
+/// [`RENEW_EVERY`](crate::cluster::RENEW_EVERY).
+pub async fn watch_masters(svc: &OpenViduService, dead_since: &mut HashMap<String, Instant>) {
+    let Some(cluster) = svc.cluster() else { return };
+    if let Err(e) = cluster.leases.renew(&cluster.master_id).await {
+        tracing::warn!(error = %e, "cannot renew this master's lease");
+        return;
+    }
+    let dead = match cluster.leases.dead().await {
+        Ok(dead) => dead,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the masters' leases");
+            return;
+        }
+    };
+    let now = Instant::now();
+    dead_since.retain(|m, _| dead.contains(m));
+    let window = svc.config().reconnection_window;
+    for master in dead.into_iter().filter(|m| m != &cluster.master_id) {
+        let since = *dead_since.entry(master.clone()).or_insert_with(|| {
+            tracing::warn!(%master, "a master's lease ran out: it is dead");
+            now
+        });
+        if now.duration_since(since) < window {
+            continue;
+        }
+        match cluster.leases.claim_cleanup(&master, &cluster.master_id).await {
+            Ok(true) => evict_participants_of(svc, &master).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(%master, error = %e, "cannot claim the clean-up of a dead master"),
+        }
+    }
+}
+
+/// Evicts the participants dead master `master` still holds in the registry.
+async fn evict_participants_of(svc: &OpenViduService, master: &str) {
+    let Some(cluster) = svc.cluster() else { return };
+    let rpc_ids = match cluster.sockets.claimed_by(master).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(%master, error = %e, "cannot list a dead master's participants");
+            return;
+        }
+    };
+    let mut evicted = 0usize;
+    for rpc_id in rpc_ids {
+        let entry = match cluster.sockets.lookup(&rpc_id).await {
+            Ok(Some(entry)) if entry.master == master => entry,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(%master, rpc_id, error = %e, "cannot read a socket entry");
+                return;
+            }
+        };
+        match svc.remove_participant(&entry.session, &entry.connection, EndReason::NetworkDisconnect).await {
+            Ok(()) => evicted += 1,
+            Err(e) => tracing::debug!(connection_id = %entry.connection, error = %e, "already gone"),
+        }
+    }
+    tracing::info!(%master, evicted, "the participants of a dead master that did not come back are evicted");
+    if let Err(e) = cluster.sockets.forget_master(master).await {
+        tracing::warn!(%master, error = %e, "cannot forget a dead master's sockets");
+    }
+    if let Err(e) = cluster.leases.forget(master).await {
+        tracing::warn!(%master, error = %e, "cannot unlist a dead master");
     }
 }
 

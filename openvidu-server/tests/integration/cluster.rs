@@ -124,3 +124,31 @@ async fn a_participant_of_a_dead_master_reconnects_to_another() {
     // An unknown id is still refused.
     assert_eq!(moved.call("connect", json!({"sessionId": "nobody"})).await.unwrap_err()["code"], 40007);
 }
+
+/// A participant whose master died and who never comes back is evicted by a surviving master
+/// once the dead master's lease ran out and the reconnection window passed: the others get
+/// `participantLeft` with reason `networkDisconnect`, as from its own master.
+#[tokio::test]
+async fn a_dead_masters_participant_that_never_returns_is_evicted() {
+    let redis = Redis::start();
+    let (a, b) = (master(&redis).await, master(&redis).await);
+    let rest = Rest::new(&b);
+    rest.session("ghosts").await;
+    let (t1, t2) = (rest.token("ghosts", "PUBLISHER", "").await, rest.token("ghosts", "PUBLISHER", "").await);
+    let mut on_a = Peer::open(&a).await;
+    let ja = join(&mut on_a, "ghosts", &t1, "").await;
+    let mut on_b = Peer::open(&b).await;
+    let jb = join(&mut on_b, "ghosts", &t2, "").await;
+
+    // Master A dies with its participant, who never reconnects.
+    let died = Instant::now();
+    drop(a);
+    drop(on_a);
+    let left = on_b.notification("participantLeft").await;
+    assert_eq!((left["connectionId"].clone(), left["reason"].clone()), (ja["id"].clone(), json!("networkDisconnect")));
+    // Lease (3 s) + window (0.8 s) + one look (1 s), with slack for a loaded machine.
+    assert!(died.elapsed() < Duration::from_secs(10), "evicted after {:?}", died.elapsed());
+    let (_, s) = rest.call(reqwest::Method::GET, "/sessions/ghosts", None).await;
+    let ids: Vec<_> = s["connections"]["content"].as_array().unwrap().iter().map(|c| c["id"].clone()).collect();
+    assert_eq!(ids, [jb["id"].clone()], "only B's participant remains");
+}
