@@ -368,9 +368,16 @@ impl Config {
             }
         }
         if let Some(url) = &self.ha_redis_url {
-            let scheme = url::Url::parse(url).map(|u| u.scheme().to_owned()).unwrap_or_default();
-            if !matches!(scheme.as_str(), "redis" | "redis+unix" | "unix") {
-                return Err(invalid("OPENVIDU_HA_REDIS_URL", "must be a URL redis://host[:port][/db]"));
+            let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or_default();
+            if !matches!(scheme, "redis" | "rediss" | "redis+unix" | "unix" | "redis+sentinel") {
+                return Err(invalid(
+                    "OPENVIDU_HA_REDIS_URL",
+                    "must be a URL redis://host[:port][/db], rediss://… (TLS) or \
+                     redis+sentinel://host:port[,host:port…]/<master name>[/db]",
+                ));
+            }
+            if let Err(e) = crate::store::RedisTarget::parse(url) {
+                return Err(invalid("OPENVIDU_HA_REDIS_URL", e));
             }
         }
         Ok(())

@@ -11,11 +11,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{Delivery, RemoteDelivery};
+use crate::store::RedisConn;
 
 /// What travels on the channel.
 #[derive(Serialize, Deserialize)]
@@ -50,12 +50,12 @@ impl Drop for RedisBus {
 impl RedisBus {
     /// Starts publishing on `con` and subscribing through `client`; deliveries from others go
     /// to the [`LocalDelivery`] set with [`attach`](Self::attach).
-    pub fn start(client: redis::Client, con: ConnectionManager, prefix: &str, master_id: &str) -> Self {
+    pub(crate) fn start(conn: RedisConn, prefix: &str, master_id: &str) -> Self {
         let channel = format!("{prefix}bus");
         let (queue, rx) = mpsc::unbounded_channel();
         let local: Arc<OnceLock<Arc<dyn LocalDelivery>>> = Arc::new(OnceLock::new());
-        let publisher = tokio::spawn(publish_loop(con, channel.clone(), master_id.to_owned(), rx));
-        let subscriber = tokio::spawn(subscribe_loop(client, channel, master_id.to_owned(), local.clone()));
+        let publisher = tokio::spawn(publish_loop(conn.clone(), channel.clone(), master_id.to_owned(), rx));
+        let subscriber = tokio::spawn(subscribe_loop(conn, channel, master_id.to_owned(), local.clone()));
         Self {
             master_id: master_id.to_owned(),
             queue,
@@ -81,12 +81,7 @@ impl RemoteDelivery for RedisBus {
     }
 }
 
-async fn publish_loop(
-    mut con: ConnectionManager,
-    channel: String,
-    origin: String,
-    mut rx: mpsc::UnboundedReceiver<Delivery>,
-) {
+async fn publish_loop(conn: RedisConn, channel: String, origin: String, mut rx: mpsc::UnboundedReceiver<Delivery>) {
     while let Some(delivery) = rx.recv().await {
         let text = match serde_json::to_string(&Envelope { origin: origin.clone(), delivery }) {
             Ok(t) => t,
@@ -95,6 +90,7 @@ async fn publish_loop(
                 continue;
             }
         };
+        let mut con = conn.con();
         let sent = tokio::time::timeout(
             Duration::from_secs(2),
             redis::cmd("PUBLISH").arg(&channel).arg(&text).query_async::<i64>(&mut con),
@@ -108,21 +104,24 @@ async fn publish_loop(
     }
 }
 
-async fn subscribe_loop(
-    client: redis::Client,
-    channel: String,
-    me: String,
-    local: Arc<OnceLock<Arc<dyn LocalDelivery>>>,
-) {
+async fn subscribe_loop(conn: RedisConn, channel: String, me: String, local: Arc<OnceLock<Arc<dyn LocalDelivery>>>) {
     let mut backoff = Duration::from_millis(100);
+    let mut moved = conn.changes();
     loop {
-        match client.get_async_pubsub().await {
+        moved.borrow_and_update();
+        match conn.client().get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
                     tracing::info!(%channel, master_id = %me, "bus subscribed");
                     backoff = Duration::from_millis(100);
                     let mut messages = pubsub.on_message();
-                    while let Some(msg) = messages.next().await {
+                    loop {
+                        let msg = tokio::select! {
+                            msg = messages.next() => msg,
+                            // Redis moved to another master (Sentinel): subscribe there.
+                            _ = moved.changed() => break,
+                        };
+                        let Some(msg) = msg else { break };
                         let Ok(text) = msg.get_payload::<String>() else { continue };
                         match serde_json::from_str::<Envelope>(&text) {
                             Ok(env) if env.origin != me => {

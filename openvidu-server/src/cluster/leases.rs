@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
-use crate::store::StoreError;
+use crate::store::{RedisConn, StoreError};
 
 /// How long a master counts as alive after its last renewal.
 pub const LEASE: Duration = Duration::from_secs(3);
@@ -18,15 +16,15 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// The leases of the masters of one cluster.
 pub struct MasterLeases {
-    con: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     timeout: Duration,
 }
 
 impl MasterLeases {
     /// The leases on `con`, keys under `prefix`.
-    pub fn new(con: ConnectionManager, prefix: &str, timeout: Duration) -> Self {
-        Self { con, prefix: prefix.to_owned(), timeout }
+    pub(crate) fn new(conn: RedisConn, prefix: &str, timeout: Duration) -> Self {
+        Self { conn, prefix: prefix.to_owned(), timeout }
     }
 
     fn masters_key(&self) -> String {
@@ -46,13 +44,13 @@ impl MasterLeases {
         let mut pipe = redis::pipe();
         pipe.cmd("SET").arg(self.lease_key(master)).arg(1).arg("PX").arg(LEASE.as_millis() as u64).ignore();
         pipe.cmd("SADD").arg(self.masters_key()).arg(master).ignore();
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         self.bounded(pipe.query_async::<()>(&mut con)).await
     }
 
     /// The listed masters whose lease ran out.
     pub async fn dead(&self) -> Result<Vec<String>, StoreError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let masters: Vec<String> =
             self.bounded(redis::cmd("SMEMBERS").arg(self.masters_key()).query_async(&mut con)).await?;
         if masters.is_empty() {
@@ -69,7 +67,7 @@ impl MasterLeases {
     /// Claims the clean-up of dead master `dead` for `me`; `true` for the one master that gets it.
     pub async fn claim_cleanup(&self, dead: &str, me: &str) -> Result<bool, StoreError> {
         let key = format!("{}cleanup:{dead}", self.prefix);
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let set: Option<String> = self
             .bounded(redis::cmd("SET").arg(key).arg(me).arg("NX").arg("PX").arg(60_000).query_async(&mut con))
             .await?;
@@ -78,7 +76,7 @@ impl MasterLeases {
 
     /// Unlists a dead master whose participants were dealt with.
     pub async fn forget(&self, master: &str) -> Result<(), StoreError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         self.bounded(redis::cmd("SREM").arg(self.masters_key()).arg(master).query_async::<()>(&mut con)).await
     }
 }

@@ -91,11 +91,11 @@ impl Cluster {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::store::StoreError> {
         use crate::store::StoreError;
         let timeout = std::time::Duration::from_secs(2);
-        let (client, con) = crate::store::open_redis(url, timeout).await?;
+        let conn = crate::store::RedisConn::open(url, timeout).await?;
         let id = openvidu_core::id::IdGenerator::connection_id(&openvidu_core::id::RandomIds);
         let master_id = format!("master_{}", id.as_str().trim_start_matches("con_"));
         let life_key = format!("{prefix}life");
-        let mut c = con.clone();
+        let mut c = conn.con();
         let now = crate::service::now_ms();
         let life: u64 = within(timeout, async {
             redis::cmd("SET").arg(&life_key).arg(now).arg("NX").query_async::<Option<String>>(&mut c).await?;
@@ -103,10 +103,10 @@ impl Cluster {
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("reading the cluster's life: {e}")))?;
-        let bus = Arc::new(RedisBus::start(client, con.clone(), prefix, &master_id));
-        let placement = Arc::new(RedisPlacement::new(con.clone(), prefix, timeout));
-        let sockets = Arc::new(RedisSockets::new(con.clone(), prefix, timeout));
-        let leases = Arc::new(MasterLeases::new(con, prefix, timeout));
+        let bus = Arc::new(RedisBus::start(conn.clone(), prefix, &master_id));
+        let placement = Arc::new(RedisPlacement::new(conn.clone(), prefix, timeout));
+        let sockets = Arc::new(RedisSockets::new(conn.clone(), prefix, timeout));
+        let leases = Arc::new(MasterLeases::new(conn, prefix, timeout));
         leases.renew(&master_id).await?;
         tracing::info!(%master_id, "joined the cluster");
         Ok(Self { master_id, bus, sockets, placement, leases, life })

@@ -6,7 +6,8 @@ use std::time::Duration;
 use openvidu_core::id::{MediaNodeId, SessionId};
 use openvidu_media::{MediaError, Placement};
 use redis::Script;
-use redis::aio::ConnectionManager;
+
+use crate::store::RedisConn;
 
 const CLAIM: &str = r"
 local current = redis.call('GET', KEYS[1])
@@ -27,7 +28,7 @@ return 0
 
 /// Session placements in Redis.
 pub struct RedisPlacement {
-    con: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     timeout: Duration,
     claim: Script,
@@ -40,8 +41,8 @@ fn failed(e: impl std::fmt::Display) -> MediaError {
 
 impl RedisPlacement {
     /// Placements on `con`, keys under `prefix`.
-    pub fn new(con: ConnectionManager, prefix: &str, timeout: Duration) -> Self {
-        Self { con, prefix: prefix.to_owned(), timeout, claim: Script::new(CLAIM), release: Script::new(RELEASE) }
+    pub(crate) fn new(conn: RedisConn, prefix: &str, timeout: Duration) -> Self {
+        Self { conn, prefix: prefix.to_owned(), timeout, claim: Script::new(CLAIM), release: Script::new(RELEASE) }
     }
 
     fn session_key(&self, session: &SessionId) -> String {
@@ -61,7 +62,7 @@ impl RedisPlacement {
     /// Claims, for the whole cluster, the handling of a media node's crash: `true` for the one
     /// master that should report it and close its sessions (for a minute), `false` for the others.
     pub async fn claim_crash(&self, node: &MediaNodeId) -> Result<bool, MediaError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let key = format!("{}crashed:{node}", self.prefix);
         let set: Option<String> = self
             .bounded(redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(60_000).query_async(&mut con))
@@ -77,14 +78,14 @@ fn node_id(raw: &str) -> Result<MediaNodeId, MediaError> {
 #[async_trait::async_trait]
 impl Placement for RedisPlacement {
     async fn node_of(&self, session: &SessionId) -> Result<Option<MediaNodeId>, MediaError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let raw: Option<String> =
             self.bounded(redis::cmd("GET").arg(self.session_key(session)).query_async(&mut con)).await?;
         raw.as_deref().map(node_id).transpose()
     }
 
     async fn claim(&self, session: &SessionId, node: &MediaNodeId) -> Result<MediaNodeId, MediaError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let mut call = self.claim.key(self.session_key(session));
         call.key(self.node_key(node)).arg(node.as_str()).arg(session.as_str());
         let raw: String = self.bounded(call.invoke_async(&mut con)).await?;
@@ -92,7 +93,7 @@ impl Placement for RedisPlacement {
     }
 
     async fn release(&self, session: &SessionId, node: &MediaNodeId) -> Result<bool, MediaError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let mut call = self.release.key(self.session_key(session));
         call.key(self.node_key(node)).arg(node.as_str()).arg(session.as_str());
         let released: i64 = self.bounded(call.invoke_async(&mut con)).await?;
@@ -100,7 +101,7 @@ impl Placement for RedisPlacement {
     }
 
     async fn sessions_on(&self, node: &MediaNodeId) -> Result<Vec<SessionId>, MediaError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let raw: Vec<String> =
             self.bounded(redis::cmd("SMEMBERS").arg(self.node_key(node)).query_async(&mut con)).await?;
         Ok(raw.iter().filter_map(|s| SessionId::parse(s).ok()).collect())

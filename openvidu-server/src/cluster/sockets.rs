@@ -9,10 +9,9 @@ use std::time::Duration;
 use openvidu_core::id::{ConnectionId, SessionId};
 use openvidu_core::model::OpenViduRole;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
+use crate::store::{RedisConn, StoreError};
 
 /// How long an entry lives after its last claim (a participant socket older than this is
 /// long gone).
@@ -47,7 +46,7 @@ return epoch
 
 /// The socket registry in Redis.
 pub struct RedisSockets {
-    con: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     timeout: Duration,
     claim: Script,
@@ -59,8 +58,8 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 
 impl RedisSockets {
     /// The registry on `con`, keys under `prefix`.
-    pub fn new(con: ConnectionManager, prefix: &str, timeout: Duration) -> Self {
-        Self { con, prefix: prefix.to_owned(), timeout, claim: Script::new(CLAIM) }
+    pub(crate) fn new(conn: RedisConn, prefix: &str, timeout: Duration) -> Self {
+        Self { conn, prefix: prefix.to_owned(), timeout, claim: Script::new(CLAIM) }
     }
 
     fn keys(&self, rpc_id: &str) -> (String, String) {
@@ -89,7 +88,7 @@ impl RedisSockets {
             epoch: 0,
         };
         let json = serde_json::to_string(&entry).map_err(unavailable)?;
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let mut invocation = self.claim.key(&key);
         invocation.key(&epoch_key).key(self.sockets_of_key(master)).arg(json).arg(TTL.as_millis() as u64).arg(rpc_id);
         self.bounded(invocation.invoke_async(&mut con)).await
@@ -103,20 +102,20 @@ impl RedisSockets {
     /// The JSON-RPC session ids `master` claimed (some may have been taken over since, or be
     /// gone: check each entry).
     pub async fn claimed_by(&self, master: &str) -> Result<Vec<String>, StoreError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         self.bounded(redis::cmd("SMEMBERS").arg(self.sockets_of_key(master)).query_async(&mut con)).await
     }
 
     /// Forgets the set of sockets `master` claimed (once its participants are dealt with).
     pub async fn forget_master(&self, master: &str) -> Result<(), StoreError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         self.bounded(redis::cmd("DEL").arg(self.sockets_of_key(master)).query_async::<()>(&mut con)).await
     }
 
     /// The entry of `rpc_id`, if any.
     pub async fn lookup(&self, rpc_id: &str) -> Result<Option<SocketEntry>, StoreError> {
         let (key, _) = self.keys(rpc_id);
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let raw: Option<String> = self.bounded(redis::cmd("GET").arg(&key).query_async(&mut con)).await?;
         let Some(raw) = raw else { return Ok(None) };
         let (json, epoch) = raw.rsplit_once('|').ok_or_else(|| unavailable("malformed socket entry"))?;

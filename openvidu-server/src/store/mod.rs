@@ -16,7 +16,7 @@ use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Publish
 use thiserror::Error;
 
 pub use self::redis::RedisStore;
-pub(crate) use self::redis::open as open_redis;
+pub(crate) use self::redis::{RedisConn, RedisTarget};
 pub use memory::MemoryStore;
 
 /// A session with its connections, in creation order.

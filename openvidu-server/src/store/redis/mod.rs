@@ -20,12 +20,14 @@
 //! again as soon as Redis is back.
 
 mod codec;
+mod conn;
+
+pub(crate) use conn::{RedisConn, RedisTarget};
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{RedisResult, Script};
 use async_trait::async_trait;
 use openvidu_core::id::{ConnectionId, SessionId, StreamId, TokenId};
@@ -115,36 +117,9 @@ impl Seen {
     }
 }
 
-/// A client and a reconnecting connection to the Redis at `url` (TCP_NODELAY, every command
-/// bounded by `timeout`): for the store and for the cluster's other parts.
-pub(crate) async fn open(url: &str, timeout: Duration) -> Result<(::redis::Client, ConnectionManager), StoreError> {
-    let invalid = |e: ::redis::RedisError| StoreError::Unavailable(format!("invalid Redis URL: {e}"));
-    // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms to each request.
-    let info = ::redis::IntoConnectionInfo::into_connection_info(url)
-        .map_err(invalid)?
-        .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    let client = ::redis::Client::open(info).map_err(invalid)?;
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(timeout))
-        .set_connection_timeout(Some(timeout))
-        .set_number_of_retries(3)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_millis(500));
-    let connect_timeout = timeout.saturating_mul(3);
-    let con =
-        match tokio::time::timeout(connect_timeout, ConnectionManager::new_with_config(client.clone(), config)).await {
-            Ok(Ok(con)) => con,
-            Ok(Err(e)) => return Err(StoreError::Unavailable(format!("cannot connect to Redis: {e}"))),
-            Err(_) => {
-                return Err(StoreError::Unavailable(format!("cannot connect to Redis within {connect_timeout:?}")));
-            }
-        };
-    Ok((client, con))
-}
-
 /// State in Redis, shared by every master connected to the same Redis and prefix.
 pub struct RedisStore {
-    con: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     sessions_key: String,
     timeout: Duration,
@@ -169,9 +144,9 @@ impl RedisStore {
 
     /// [`connect`](Self::connect) with another bound on each Redis command.
     pub async fn connect_with_timeout(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let (_, con) = open(url, timeout).await?;
+        let conn = RedisConn::open(url, timeout).await?;
         let store = Self {
-            con,
+            conn,
             prefix: prefix.to_owned(),
             sessions_key: format!("{prefix}sessions"),
             timeout,
@@ -179,7 +154,7 @@ impl RedisStore {
             locks: (0..LOCAL_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
             seen: Seen::default(),
         };
-        let mut con = store.con.clone();
+        let mut con = store.conn.con();
         let pong: String = store.call("PING", ::redis::cmd("PING").query_async(&mut con)).await?;
         if pong != "PONG" {
             return Err(StoreError::Unavailable(format!("Redis answered {pong:?} to PING")));
@@ -219,7 +194,7 @@ impl RedisStore {
 
     /// Reads a session's hash.
     async fn read(&self, id: &SessionId) -> Result<Option<Decoded>, StoreError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let fields: Vec<(String, String)> =
             self.call("HGETALL", ::redis::cmd("HGETALL").arg(self.key(id)).query_async(&mut con)).await?;
         codec::decode(id, fields)
@@ -227,7 +202,7 @@ impl RedisStore {
 
     /// Every listed session id.
     async fn ids(&self) -> Result<Vec<SessionId>, StoreError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let members: Vec<String> =
             self.call("SMEMBERS", ::redis::cmd("SMEMBERS").arg(&self.sessions_key).query_async(&mut con)).await?;
         members
@@ -248,7 +223,7 @@ impl RedisStore {
         for id in ids {
             pipe.cmd("HGETALL").arg(self.key(id));
         }
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let replies: Vec<Vec<(String, String)>> = self.call("HGETALL (pipeline)", pipe.query_async(&mut con)).await?;
         if replies.len() != ids.len() {
             return Err(StoreError::Unavailable(format!(
@@ -296,7 +271,7 @@ impl RedisStore {
         for field in &delete {
             script.arg(field);
         }
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let reply: Vec<String> = self.call("EVALSHA write", script.invoke_async(&mut con)).await?;
         match reply.split_first() {
             Some((status, [])) if status == "ok" => {
@@ -382,7 +357,7 @@ impl RedisStore {
             if !transitions::collectable(&found.doc, created_before) {
                 return Ok(None);
             }
-            let mut con = self.con.clone();
+            let mut con = self.conn.con();
             let removed: i64 = self
                 .call(
                     "EVALSHA remove_if",
@@ -447,7 +422,7 @@ impl Store for RedisStore {
     async fn create_session(&self, session: Session) -> Result<(), StoreError> {
         let id = session.id.clone();
         let raw = codec::encode_session(&session)?;
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let created: i64 = self
             .call(
                 "EVALSHA create",
@@ -482,7 +457,7 @@ impl Store for RedisStore {
     }
 
     async fn remove_session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError> {
-        let mut con = self.con.clone();
+        let mut con = self.conn.con();
         let removed: Vec<(String, String)> = self
             .call(
                 "EVALSHA remove",

@@ -390,6 +390,114 @@ fn the_setting_is_read_and_checked() {
     );
     let e = parse(&["--openvidu-ha-redis-url", "http://127.0.0.1:7000"]).unwrap_err().to_string();
     assert!(e.contains("OPENVIDU_HA_REDIS_URL"), "{e}");
+    for good in ["rediss://127.0.0.1:7000/#insecure", "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/1"] {
+        assert!(parse(&["--openvidu-ha-redis-url", good]).is_ok(), "{good}");
+    }
+    let e = parse(&["--openvidu-ha-redis-url", "redis+sentinel://127.0.0.1:26379"]).unwrap_err().to_string();
+    assert!(e.contains("OPENVIDU_HA_REDIS_URL") && e.contains("master name"), "{e}");
+}
+
+/// A `redis-server` with these extra arguments on `port` (`--sentinel` for a Sentinel), in a
+/// folder of its own: a replica writes the master's data to `dump.rdb` in its folder, and any
+/// server loads the `dump.rdb` of its folder at start.
+fn spawn_redis(port: u16, extra: &[&str]) -> RedisChild {
+    let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = Vec::new();
+    // A Sentinel reads (and rewrites) a configuration file, which must come first.
+    args.extend(extra.iter().filter(|a| a.ends_with(".conf")).map(|a| a.to_string()));
+    args.extend(
+        ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from),
+    );
+    args.extend(["--dir".to_owned(), dir.path().to_string_lossy().into_owned()]);
+    args.extend(extra.iter().filter(|a| !a.ends_with(".conf")).map(|a| a.to_string()));
+    let child = Command::new(&bin)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Port 0: no plain TCP port to wait for (the caller waits for its TLS port).
+    while port != 0 && TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server {args:?} did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    RedisChild(child, dir)
+}
+
+/// A child process killed on drop, and its folder.
+struct RedisChild(Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for RedisChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Through a Sentinel (`redis+sentinel://`): the store finds the master; when the master dies,
+/// the Sentinel promotes the replica and the store follows it by itself, with the data it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_follows_a_sentinel_failover() {
+    let (master_port, replica_port, sentinel_port) = (free_port(), free_port(), free_port());
+    let mut master = Some(spawn_redis(master_port, &[]));
+    let _replica = spawn_redis(replica_port, &["--replicaof", "127.0.0.1", &master_port.to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds mymaster 1000\n\
+             sentinel failover-timeout mymaster 5000\n"
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_string_lossy().into_owned();
+    let _sentinel = spawn_redis(sentinel_port, &[&conf, "--sentinel"]);
+
+    let url = format!("redis+sentinel://127.0.0.1:{sentinel_port}/mymaster");
+    let store = RedisStore::connect(&url, "ov:").await.unwrap();
+    let ids = SequentialIds::default();
+    let (sid, token) = session_with_token(&store, &ids).await;
+    // Wait until the replica has it (replication is asynchronous).
+    let replica = ::redis::Client::open(format!("redis://127.0.0.1:{replica_port}")).unwrap();
+    let mut on_replica = replica.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 =
+            ::redis::cmd("EXISTS").arg(format!("ov:session:{sid}")).query_async(&mut on_replica).await.unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica never got the session");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The master dies: calls fail (Unavailable) until the Sentinel promotes the replica.
+    drop(master.take());
+    let died = Instant::now();
+    let deadline = died + Duration::from_secs(30);
+    loop {
+        match store.set_recording(&sid, true).await {
+            Ok(_) => break,
+            Err(StoreError::Unavailable(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        assert!(Instant::now() < deadline, "the store did not follow the failover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("store back on the promoted replica {:?} after the master died", died.elapsed());
+    let snapshot = store.session(&sid).await.unwrap().expect("the session survived the failover");
+    assert!(snapshot.session.recording);
+    assert_eq!(store.activate_connection(&sid, &token, info()).await.map(|c| c.session_id), Ok(sid.clone()));
 }
 
 #[tokio::test]
@@ -428,4 +536,43 @@ async fn two_servers_on_one_redis_share_sessions() {
         .unwrap();
     assert_eq!(got.status(), 200, "b serves the session a created");
     assert_eq!(create(&b).await.unwrap().status(), 409, "the id is taken cluster-wide");
+}
+
+/// `rediss://`: the store talks TLS to a Redis serving TLS only (`#insecure`: the test's
+/// certificate is self-signed).
+#[tokio::test]
+async fn the_store_speaks_tls_with_rediss() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = crate::tls::TlsMaterial::self_signed(&[]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &tls.cert_pem).unwrap();
+    std::fs::write(&key, &tls.key_pem).unwrap();
+    let port = free_port();
+    let (cert, key) = (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
+    let _redis = spawn_redis(
+        0,
+        &[
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    // `--port 0` turns plain TCP off: spawn_redis waited for nothing, so wait for the TLS port.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "no TLS port");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let store = RedisStore::connect(&format!("rediss://127.0.0.1:{port}/#insecure"), "ov:").await.unwrap();
+    let ids = SequentialIds::default();
+    let (sid, _) = session_with_token(&store, &ids).await;
+    assert_eq!(store.session(&sid).await.unwrap().unwrap().connections.len(), 1);
+    let plain_url = format!("redis://127.0.0.1:{port}");
+    let plain = RedisStore::connect_with_timeout(&plain_url, "ov:", Duration::from_millis(300)).await;
+    assert!(matches!(plain, Err(StoreError::Unavailable(_))), "plain TCP to a TLS port fails cleanly");
 }
