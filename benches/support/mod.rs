@@ -1,10 +1,13 @@
-//! What the benches share: the release server binary, a server process, CPU time from `/proc`.
+//! What the benches share: the release server binary, a server process, CPU time from `/proc`,
+//! and the measuring window, options and rows of the fan-out harnesses (`fanout`, `janus_fanout`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use openvidu::client::participant::percentile;
 
 /// The secret of the servers the benches start.
 pub const SECRET: &str = "BENCH_SECRET";
@@ -112,4 +115,211 @@ fn clock_ticks_per_second() -> f64 {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(100.0)
     })
+}
+
+/// The options of the fan-out harnesses: `--subscribers 1,10,50,100 --seconds 5 --warmup 3
+/// --fps 30 --packet-size 1000 --server-bin PATH`.
+pub struct FanoutArgs {
+    /// The N to measure, in order.
+    pub subscribers: Vec<usize>,
+    /// The measuring window.
+    pub seconds: u64,
+    /// Seconds between "every subscriber receives" and the window.
+    pub warmup: u64,
+    /// Synthetic video frames (= packets) per second.
+    pub fps: u32,
+    /// Synthetic video payload size.
+    pub packet_size: usize,
+    /// The media server's binary, when given.
+    pub server_bin: Option<PathBuf>,
+}
+
+/// The fan-out options from the command line.
+pub fn fanout_args() -> FanoutArgs {
+    let mut a = FanoutArgs {
+        subscribers: vec![1, 10, 50, 100],
+        seconds: 5,
+        warmup: 3,
+        fps: 30,
+        packet_size: 1000,
+        server_bin: None,
+    };
+    let v: Vec<String> = std::env::args().collect();
+    for w in v.windows(2) {
+        match w[0].as_str() {
+            "--subscribers" => {
+                let list: Vec<usize> = w[1].split(',').filter_map(|n| n.trim().parse().ok()).collect();
+                if !list.is_empty() {
+                    a.subscribers = list;
+                }
+            }
+            "--seconds" => a.seconds = w[1].parse().unwrap_or(a.seconds),
+            "--warmup" => a.warmup = w[1].parse().unwrap_or(a.warmup),
+            "--fps" => a.fps = w[1].parse().unwrap_or(a.fps),
+            "--packet-size" => a.packet_size = w[1].parse().unwrap_or(a.packet_size),
+            "--server-bin" => a.server_bin = Some(PathBuf::from(&w[1])),
+            _ => {}
+        }
+    }
+    a
+}
+
+/// What the subscribers of a window received.
+#[derive(Default)]
+pub struct Tally {
+    /// Packets received.
+    pub forwarded: u64,
+    /// Packets lost.
+    pub lost: u64,
+    /// Send-to-receive delays.
+    pub latency: Vec<Duration>,
+}
+
+impl Tally {
+    /// Adds one received track.
+    pub fn add(&mut self, packets: u64, lost: u64, latency: &[Duration]) {
+        self.forwarded += packets;
+        self.lost += lost;
+        self.latency.extend_from_slice(latency);
+    }
+}
+
+/// A subscriber bot of a fan-out harness.
+pub trait FanoutSubscriber {
+    /// Whether both its tracks have received packets.
+    fn receiving(&self) -> bool;
+    /// Forgets what it counted so far.
+    fn reset(&self);
+    /// Adds what it counted to `tally`.
+    fn tally(&self, tally: &mut Tally);
+}
+
+/// One measured N.
+pub struct FanoutRow {
+    /// N.
+    pub subscribers: usize,
+    /// Packets received by all subscribers in the window.
+    pub forwarded: u64,
+    /// Packets lost.
+    pub lost: u64,
+    /// The window's wall time.
+    pub seconds: f64,
+    /// The media server's CPU time in the window.
+    pub cpu: Duration,
+    /// This process's (the bots') CPU time in the window.
+    pub bots_cpu: Duration,
+    /// Latency percentiles.
+    pub p50: Option<Duration>,
+    /// See [`p50`](Self::p50).
+    pub p99: Option<Duration>,
+}
+
+impl FanoutRow {
+    fn cpu_per_packet(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.forwarded.max(1) as f64
+    }
+}
+
+/// Runs `f` on each item, `concurrency` at a time.
+pub async fn in_batches<T, F, Fut, R>(items: Vec<T>, concurrency: usize, f: F) -> Vec<R>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let mut out = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let batch: Vec<_> = items.by_ref().take(concurrency).map(|t| tokio::spawn(f(t))).collect();
+        for task in batch {
+            out.push(task.await.expect("a bot task"));
+        }
+    }
+    out
+}
+
+/// Waits until every subscriber receives (60 s at most), then `warmup` seconds, then measures
+/// a window of `seconds`: what the subscribers received and the CPU time of process
+/// `server_pid` and of this one.
+pub async fn measure_window<S: FanoutSubscriber>(server_pid: u32, subscribers: &[S], a: &FanoutArgs) -> FanoutRow {
+    let start = Instant::now();
+    while !subscribers.iter().all(S::receiving) {
+        assert!(start.elapsed() < Duration::from_secs(60), "not every subscriber receives after 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(a.warmup)).await;
+
+    for s in subscribers {
+        s.reset();
+    }
+    let (cpu0, bots0, t0) = (cpu_time(server_pid), cpu_time(std::process::id()), Instant::now());
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let (cpu1, bots1, seconds) = (cpu_time(server_pid), cpu_time(std::process::id()), t0.elapsed().as_secs_f64());
+    let mut tally = Tally::default();
+    for s in subscribers {
+        s.tally(&mut tally);
+    }
+    FanoutRow {
+        subscribers: subscribers.len(),
+        forwarded: tally.forwarded,
+        lost: tally.lost,
+        seconds,
+        cpu: cpu1.saturating_sub(cpu0),
+        bots_cpu: bots1.saturating_sub(bots0),
+        p50: percentile(&tally.latency, 0.5),
+        p99: percentile(&tally.latency, 0.99),
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.2}", d.as_secs_f64() * 1e3)).unwrap_or_else(|| "-".into())
+}
+
+/// Prints `line`, after `prefix` and a space unless `prefix` is empty.
+fn print_prefixed(prefix: &str, line: &str) {
+    if prefix.is_empty() {
+        println!("{line}");
+    } else {
+        println!("{prefix} {line}");
+    }
+}
+
+/// Prints the column names of the fan-out rows.
+pub fn print_fanout_header(prefix: &str) {
+    let line = format!(
+        "{:>5} {:>10} {:>9} {:>6} {:>10} {:>12} {:>10} {:>8} {:>8} {:>8} {:>9}",
+        "N",
+        "forwarded",
+        "pkts/s",
+        "lost",
+        "server CPU",
+        "pkts/CPU-s",
+        "µs/pkt",
+        "vs N=1",
+        "p50 ms",
+        "p99 ms",
+        "bots CPU"
+    );
+    print_prefixed(prefix, &line);
+}
+
+/// Prints one fan-out row; `base` is the CPU per packet of the first row, set by it.
+pub fn print_fanout_row(prefix: &str, row: &FanoutRow, base: &mut Option<f64>) {
+    let per_packet = row.cpu_per_packet();
+    let base = *base.get_or_insert(per_packet);
+    let line = format!(
+        "{:>5} {:>10} {:>9.0} {:>6} {:>9.2}s {:>12.0} {:>10.1} {:>8.2} {:>8} {:>8} {:>8.2}s",
+        row.subscribers,
+        row.forwarded,
+        row.forwarded as f64 / row.seconds,
+        row.lost,
+        row.cpu.as_secs_f64(),
+        row.forwarded as f64 / row.cpu.as_secs_f64().max(1e-9),
+        per_packet * 1e6,
+        per_packet / base,
+        ms(row.p50),
+        ms(row.p99),
+        row.bots_cpu.as_secs_f64(),
+    );
+    print_prefixed(prefix, &line);
 }

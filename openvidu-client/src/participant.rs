@@ -35,11 +35,42 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Media reconnection
+//!
+//! As openvidu-browser 2.20 (spec §2.4.6), a peer connection whose ICE fails is replaced by a
+//! new one for the same stream with `reconnectStream`, and the server may push a new connection
+//! to a subscription (`forciblyReconnectSubscriber`, e.g. after its media node died and the
+//! publisher republished on another one). Each success comes as
+//! [`ParticipantEvent::MediaReconnected`]; the stream ids and the receive statistics go on.
+//!
+//! - The publisher: when its connection is `Failed`, or `Disconnected` for 1 s, it republishes
+//!   the same stream (same tracks and media source, new offer, `reconnectStream{stream,
+//!   sdpString}`), again every second while that fails, until it works, the stream is
+//!   unpublished or the participant leaves. [`Participant::reconnect_publisher`] does it on
+//!   demand.
+//! - A subscription: when its connection is `Failed`, or `Disconnected` for 2 s, it
+//!   renegotiates as [`JoinOptions::negotiation`] says (client offer:
+//!   `reconnectStream{stream, sdpOffer}`; server offer: `prepareReceiveVideoFrom{sender,
+//!   reconnect: true}` then `reconnectStream{stream, sdpString}`), every second while that
+//!   fails, until it works or the stream goes away. [`Participant::reconnect_subscription`]
+//!   does it on demand.
+//! - `forciblyReconnectSubscriber{connectionId, streamId, sdpOffer}`: the subscription answers
+//!   the server's offer with `reconnectStream{stream, sdpString, forciblyReconnect: true}`; a
+//!   push takes over from a retrying reconnection, and of several pushes arriving during a
+//!   reconnection the last one wins.
+//! - ICE notices a silent peer fast: consent checks every 500 ms, `Disconnected` after 1.5 s
+//!   without a packet from it, `Failed` 5 s later (the webrtc crate's defaults: 2 s, 5 s and
+//!   25 s more). A dead media node is thus noticed in about 2.5 s by its publishers and 3.5 s
+//!   by its subscribers (when the server does not push them a new connection first).
+//!
 //! ## Where it differs from openvidu-browser
 //!
-//! - No media reconnection (`reconnectStream`): a dropped socket is re-bound with `connect`
-//!   ([`Participant::reconnect_socket`], and automatically when the socket fails), but peer
-//!   connections are not renegotiated.
+//! - A dropped socket is re-bound with `connect` ([`Participant::reconnect_socket`], and
+//!   automatically when the socket fails); the peer connections do not depend on it, so they
+//!   are not renegotiated after it (openvidu-browser reconnects its broken streams then).
+//! - ICE timeouts are shorter (above), and the publisher waits 1 s, a subscription 2 s (not
+//!   4 s) for a `Disconnected` connection to come back before reconnecting it. A reconnection
+//!   that fails is retried every second (openvidu-browser tries once per ICE failure).
 //! - Filters, `videoData` and `streamPropertyChanged` requests are not sent.
 //! - One stream per participant, as in openvidu-browser.
 //!
@@ -53,6 +84,8 @@ mod error;
 mod events;
 mod files;
 mod media;
+pub mod raw;
+mod reconnect;
 mod rpc;
 mod stats;
 mod synthetic;
@@ -78,7 +111,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
-use webrtc::peer_connection::RTCSessionDescription;
+use webrtc::peer_connection::{RTCPeerConnectionState, RTCSessionDescription};
 
 pub use error::ParticipantError;
 pub use events::{ParticipantEvent, RemoteParticipant, StreamInfo};
@@ -95,6 +128,16 @@ const MAX_QUEUED_EVENTS: usize = 4096;
 /// Attempts to re-establish a failed socket, one per second (the server keeps a participant for
 /// its reconnection window, 10 s by default).
 const AUTO_RECONNECT_ATTEMPTS: u32 = 8;
+/// The pause between two attempts of a media reconnection.
+const MEDIA_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the publisher's connection may stay `Disconnected` before it is republished.
+const PUBLISHER_DISCONNECTED_GRACE: Duration = Duration::from_secs(1);
+/// How long a subscription's connection may stay `Disconnected` before it is renegotiated.
+const SUBSCRIBER_DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
+/// How often a watchdog looks again at a connection that stays broken.
+const WATCHDOG_POLL: Duration = Duration::from_millis(250);
+/// Server candidates kept for a pushed reconnection until its peer connection exists.
+const MAX_BUFFERED_CANDIDATES: usize = 64;
 
 /// How subscriptions are negotiated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -301,12 +344,73 @@ struct LocalPublisher {
     endpoint: Endpoint,
     /// Known once `publishVideo` answered.
     stream_id: Option<StreamId>,
+    /// What was published, to publish it again on a media reconnection.
+    options: PublishOptions,
+    media: files::LoadedMedia,
+    /// The new peer connection while a media reconnection negotiates (the server's ICE
+    /// candidates go to it).
+    pending: Option<Endpoint>,
+}
+
+impl LocalPublisher {
+    fn endpoints(self) -> impl Iterator<Item = Endpoint> {
+        std::iter::once(self.endpoint).chain(self.pending)
+    }
 }
 
 struct Subscription {
     endpoint: Endpoint,
     stream_id: StreamId,
     stats: Arc<ReceiveStats>,
+    /// The tracks asked for in client offers.
+    audio: bool,
+    video: bool,
+    /// The new peer connection while a media reconnection negotiates (the server's ICE
+    /// candidates go to it).
+    pending: Option<Endpoint>,
+    /// The offer of the last `forciblyReconnectSubscriber` not taken up yet.
+    forced_offer: Option<String>,
+    /// The server's candidates since that push, until its peer connection exists.
+    forced_candidates: Option<Vec<events::RemoteCandidate>>,
+    reconnection: Arc<SubscriptionReconnection>,
+}
+
+impl Subscription {
+    fn endpoints(self) -> impl Iterator<Item = Endpoint> {
+        std::iter::once(self.endpoint).chain(self.pending)
+    }
+}
+
+/// A subscription's media reconnections; also tells a subscription from a later one to the
+/// same publisher.
+#[derive(Default)]
+struct SubscriptionReconnection {
+    /// One reconnection at a time.
+    lock: tokio::sync::Mutex<()>,
+    /// Whether a retry loop after an ICE failure runs.
+    retrying: AtomicBool,
+}
+
+/// Whose peer connection a watchdog watches.
+#[derive(Clone)]
+enum Watched {
+    Publisher,
+    Subscription { publisher: ConnectionId, reconnection: Arc<SubscriptionReconnection> },
+}
+
+/// How a subscription renegotiates.
+enum Renegotiation {
+    /// Answers the offer of a `forciblyReconnectSubscriber`.
+    Forced(String),
+    /// `reconnectStream{stream, sdpOffer}`.
+    ClientOffers,
+    /// `prepareReceiveVideoFrom{reconnect: true}`, then `reconnectStream{stream, sdpString}`.
+    ServerOffers,
+}
+
+/// A copy of loaded media (cheap: the contents are shared).
+fn copy_media(media: &files::LoadedMedia) -> files::LoadedMedia {
+    files::LoadedMedia { video: media.video.clone(), audio: media.audio.clone() }
 }
 
 #[derive(Default)]
@@ -333,6 +437,10 @@ struct Inner {
     closed: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
     reconnecting: tokio::sync::Mutex<()>,
+    /// One publisher reconnection at a time.
+    republishing: tokio::sync::Mutex<()>,
+    /// Whether the publisher's retry loop after an ICE failure runs.
+    publisher_retrying: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -491,6 +599,8 @@ impl Participant {
             closed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             reconnecting: tokio::sync::Mutex::new(()),
+            republishing: tokio::sync::Mutex::new(()),
+            publisher_retrying: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&inner);
         let events = tokio::spawn(event_loop(weak.clone(), inbound));
@@ -653,13 +763,20 @@ impl Participant {
             if let Some(p) = &state.publisher {
                 return Err(ParticipantError::AlreadyPublishing(p.stream_id.clone()));
             }
-            state.publisher = Some(LocalPublisher { endpoint: endpoint.clone(), stream_id: None });
+            state.publisher = Some(LocalPublisher {
+                endpoint: endpoint.clone(),
+                stream_id: None,
+                options: options.clone(),
+                media: copy_media(&files),
+                pending: None,
+            });
         }
-        match self.negotiate_publisher(&endpoint, &options, files).await {
+        match self.negotiate_publisher(&endpoint, &options, files, None).await {
             Ok(stream) => {
                 if let Some(p) = lock(&self.inner.state).publisher.as_mut().filter(|p| p.endpoint.same(&endpoint)) {
                     p.stream_id = Some(stream.clone());
                 }
+                self.watch_media(&endpoint, Watched::Publisher);
                 tracing::debug!(connection_id = %self.inner.me, stream_id = %stream, "published");
                 Ok(stream)
             }
@@ -676,14 +793,18 @@ impl Participant {
         }
     }
 
+    /// Negotiates a publisher's peer connection: with `publishVideo`, or with `reconnectStream`
+    /// when `republish` names the stream published already.
     async fn negotiate_publisher(
         &self,
         endpoint: &Endpoint,
         options: &PublishOptions,
         files: files::LoadedMedia,
+        republish: Option<&StreamId>,
     ) -> Result<StreamId, ParticipantError> {
         let pc = endpoint.pc();
         let label = self.inner.me.to_string();
+
         let audio = match options.audio {
             true => Some(media::add_send_track(pc, RtpCodecKind::Audio, &label, files.audio.is_some()).await?),
             false => None,
@@ -695,6 +816,15 @@ impl Participant {
         let offer = pc.create_offer(None).await.map_err(ParticipantError::webrtc)?;
         let sdp = offer.sdp.clone();
         pc.set_local_description(offer).await.map_err(ParticipantError::webrtc)?;
+        if let Some(stream) = republish {
+            let params = json!({"stream": stream, "sdpString": sdp});
+            let result = self.call_with("reconnectStream", &params).await?;
+            let answer = text_field(&result, "sdpAnswer", "reconnectStream")?;
+            endpoint.set_remote(RTCSessionDescription::answer(answer).map_err(ParticipantError::webrtc)?).await?;
+            endpoint.release_candidates(&sdp);
+            media::start_sending(endpoint, audio, video, &options.source, files).await?;
+            return Ok(stream.clone());
+        }
         let (frame_rate, width, height) = match (&options.source, &files.video) {
             (_, Some((_, info))) => {
                 let fps = (1.0 / info.period.as_secs_f64()).round() as i64;
@@ -735,8 +865,8 @@ impl Participant {
         }
         self.call_with("unpublishVideo", &json!({})).await?;
         let publisher = lock(&self.inner.state).publisher.take();
-        if let Some(p) = publisher {
-            p.endpoint.close().await;
+        for endpoint in publisher.into_iter().flat_map(LocalPublisher::endpoints) {
+            endpoint.close().await;
         }
         Ok(())
     }
@@ -773,16 +903,29 @@ impl Participant {
             Some(stats.clone()),
         )
         .await?;
+        // A reconnection pushed while the first negotiation runs waits for it.
+        let reconnection = Arc::new(SubscriptionReconnection::default());
+        let _negotiating = reconnection.lock.try_lock();
         let previous = {
             let mut state = lock(&self.inner.state);
             if state.subscriptions.get(&owner).is_some_and(|s| &s.stream_id == stream_id) {
                 return Ok(());
             }
-            let sub = Subscription { endpoint: endpoint.clone(), stream_id: stream_id.clone(), stats };
+            let sub = Subscription {
+                endpoint: endpoint.clone(),
+                stream_id: stream_id.clone(),
+                stats,
+                audio,
+                video,
+                pending: None,
+                forced_offer: None,
+                forced_candidates: None,
+                reconnection: reconnection.clone(),
+            };
             state.subscriptions.insert(owner.clone(), sub)
         };
-        if let Some(previous) = previous {
-            previous.endpoint.close().await;
+        for previous in previous.into_iter().flat_map(Subscription::endpoints) {
+            previous.close().await;
         }
         let result = match self.inner.negotiation {
             Negotiation::ServerOffers => self.answer_subscription(&endpoint, stream_id).await,
@@ -798,6 +941,7 @@ impl Participant {
             endpoint.close().await;
             return Err(e);
         }
+        self.watch_media(&endpoint, Watched::Subscription { publisher: owner, reconnection: reconnection.clone() });
         tracing::debug!(connection_id = %self.inner.me, %stream_id, "subscribed");
         Ok(())
     }
@@ -862,7 +1006,9 @@ impl Participant {
         let sub = sub.ok_or_else(|| ParticipantError::NotSubscribed(publisher.clone()))?;
         let result =
             self.call_with("unsubscribeFromVideo", &UnsubscribeFromVideoParams { sender: publisher.to_string() }).await;
-        sub.endpoint.close().await;
+        for endpoint in sub.endpoints() {
+            endpoint.close().await;
+        }
         result.map(drop)
     }
 
@@ -934,11 +1080,11 @@ impl Participant {
             state.subscribe_all = false;
             (state.publisher.take(), state.subscriptions.drain().map(|(_, s)| s).collect::<Vec<_>>())
         };
-        if let Some(p) = publisher {
-            p.endpoint.close().await;
+        for endpoint in publisher.into_iter().flat_map(LocalPublisher::endpoints) {
+            endpoint.close().await;
         }
-        for s in subscriptions {
-            s.endpoint.close().await;
+        for endpoint in subscriptions.into_iter().flat_map(Subscription::endpoints) {
+            endpoint.close().await;
         }
         self.inner.rpc.close();
         self.inner.events.close();
@@ -955,6 +1101,10 @@ impl Participant {
             Inbound::Notification { method, params } => {
                 if method == "iceCandidate" {
                     self.route_candidate(&params).await;
+                    return;
+                }
+                if method == "forciblyReconnectSubscriber" {
+                    self.on_forced_reconnect(&params);
                     return;
                 }
                 let Some(event) = events::parse_event(&method, &params) else {
@@ -982,11 +1132,21 @@ impl Participant {
             return;
         };
         let endpoint = {
-            let state = lock(&self.inner.state);
+            let mut state = lock(&self.inner.state);
             if owner == self.inner.me {
-                state.publisher.as_ref().map(|p| p.endpoint.clone())
+                state.publisher.as_ref().map(|p| p.pending.as_ref().unwrap_or(&p.endpoint).clone())
             } else {
-                state.subscriptions.get(&owner).map(|s| s.endpoint.clone())
+                match state.subscriptions.get_mut(&owner) {
+                    Some(Subscription { forced_candidates: Some(buffer), .. }) => {
+                        // For the peer connection of a pushed reconnection, not created yet.
+                        if buffer.len() < MAX_BUFFERED_CANDIDATES {
+                            buffer.push(candidate);
+                        }
+                        return;
+                    }
+                    Some(s) => Some(s.pending.as_ref().unwrap_or(&s.endpoint).clone()),
+                    None => None,
+                }
             }
         };
         match endpoint {
@@ -1007,13 +1167,13 @@ impl Participant {
                     streams: Vec::new(),
                 };
                 lock(&self.inner.state).remotes.insert(connection_id.clone(), remote);
-                None
+                Vec::new()
             }
             ParticipantEvent::ParticipantLeft { connection_id, .. }
             | ParticipantEvent::ParticipantEvicted { connection_id, .. } => {
                 let mut state = lock(&self.inner.state);
                 state.remotes.remove(connection_id);
-                state.subscriptions.remove(connection_id).map(|s| s.endpoint)
+                state.subscriptions.remove(connection_id).into_iter().flat_map(Subscription::endpoints).collect()
             }
             ParticipantEvent::StreamPublished { connection_id, stream } => {
                 let auto = {
@@ -1031,17 +1191,17 @@ impl Participant {
                 if auto {
                     self.subscribe_in_background(stream.id.clone());
                 }
-                None
+                Vec::new()
             }
             ParticipantEvent::StreamUnpublished { connection_id, .. } if connection_id == me => {
-                lock(&self.inner.state).publisher.take().map(|p| p.endpoint)
+                lock(&self.inner.state).publisher.take().into_iter().flat_map(LocalPublisher::endpoints).collect()
             }
             ParticipantEvent::StreamUnpublished { connection_id, .. } => {
                 let mut state = lock(&self.inner.state);
                 if let Some(r) = state.remotes.get_mut(connection_id) {
                     r.streams.clear();
                 }
-                state.subscriptions.remove(connection_id).map(|s| s.endpoint)
+                state.subscriptions.remove(connection_id).into_iter().flat_map(Subscription::endpoints).collect()
             }
             ParticipantEvent::StreamPropertyChanged { connection_id, stream_id, property, new_value, .. } => {
                 let mut state = lock(&self.inner.state);
@@ -1050,11 +1210,11 @@ impl Participant {
                 {
                     events::apply_property(s, property, new_value);
                 }
-                None
+                Vec::new()
             }
-            _ => None,
+            _ => Vec::new(),
         };
-        if let Some(endpoint) = closing {
+        for endpoint in closing {
             endpoint.close().await;
         }
     }

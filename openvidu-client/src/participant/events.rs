@@ -137,6 +137,18 @@ pub enum ParticipantEvent {
     },
     /// The signalling socket dropped and a new one was bound to this participant (`connect`).
     Reconnected,
+    /// A peer connection was replaced by a new one for the same stream (`reconnectStream`,
+    /// spec §2.4.6): this participant's own stream after its ICE failed or
+    /// [`reconnect_publisher`](super::Participant::reconnect_publisher) (`publisher: true`), or
+    /// a subscription after its ICE failed, a `forciblyReconnectSubscriber` from the server or
+    /// [`reconnect_subscription`](super::Participant::reconnect_subscription)
+    /// (`publisher: false`). Media flows again once the new connection is up.
+    MediaReconnected {
+        /// The stream: this participant's own or the subscribed one (the id does not change).
+        stream_id: StreamId,
+        /// Whether it is this participant's own stream.
+        publisher: bool,
+    },
     /// The signalling socket dropped and could not be re-established: the participant is closed.
     Disconnected {
         /// What went wrong.
@@ -213,6 +225,33 @@ pub(crate) fn parse_ice_candidate(params: &Map<String, Value>) -> Option<(Connec
     Some((sender, candidate))
 }
 
+/// The server's push of a new connection to a subscribed stream: the
+/// `forciblyReconnectSubscriber` notification (spec §2.4.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ForcedReconnect {
+    /// The stream's publisher (`connectionId`; the stream id's owner when absent).
+    pub(crate) publisher: ConnectionId,
+    /// The stream.
+    pub(crate) stream_id: StreamId,
+    /// The server's SDP offer.
+    pub(crate) sdp_offer: String,
+}
+
+/// `forciblyReconnectSubscriber` params, `None` when unreadable (no stream id with an owner,
+/// no offer, or a `connectionId` that is not the stream's owner).
+pub(crate) fn parse_forced_reconnect(params: &Map<String, Value>) -> Option<ForcedReconnect> {
+    let stream_id = StreamId::parse(params.get("streamId")?.as_str()?).ok()?;
+    let sdp_offer = text(params, "sdpOffer").filter(|s| !s.trim().is_empty())?;
+    // Subscriptions are known by the owner of the stream, which `connectionId` names.
+    let publisher = stream_id.owner()?;
+    match params.get("connectionId") {
+        None | Some(Value::Null) => {}
+        Some(_) if connection(params, "connectionId").as_ref() == Some(&publisher) => {}
+        Some(_) => return None,
+    }
+    Some(ForcedReconnect { publisher, stream_id, sdp_offer })
+}
+
 /// The event a notification means, `None` when its params cannot be read.
 pub(crate) fn parse_event(method: &str, params: &Map<String, Value>) -> Option<ParticipantEvent> {
     Some(match method {
@@ -281,5 +320,46 @@ pub(crate) fn apply_property(stream: &mut StreamInfo, property: &str, value: &Va
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn forced_reconnections_are_read_leniently() {
+        let stream = "str_CAM_AbCd_con_P";
+        let full = map(json!({"connectionId": "con_P", "streamId": stream, "sdpOffer": "v=0\r\n"}));
+        let parsed = parse_forced_reconnect(&full).expect("readable");
+        assert_eq!(parsed.publisher.as_str(), "con_P");
+        assert_eq!(parsed.stream_id.as_str(), stream);
+        assert_eq!(parsed.sdp_offer, "v=0\r\n");
+        // Without connectionId the stream's owner is the publisher.
+        let no_connection = map(json!({"streamId": stream, "sdpOffer": "v=0"}));
+        assert_eq!(parse_forced_reconnect(&no_connection).map(|f| f.publisher.to_string()), Some("con_P".into()));
+
+        for bad in [
+            json!({}),
+            json!({"connectionId": "con_P", "streamId": stream}),
+            json!({"connectionId": "con_P", "streamId": stream, "sdpOffer": ""}),
+            json!({"connectionId": "con_P", "streamId": stream, "sdpOffer": 42}),
+            json!({"connectionId": "con_P", "streamId": 7, "sdpOffer": "v=0"}),
+            json!({"connectionId": "con_P", "streamId": "nonsense", "sdpOffer": "v=0"}),
+            json!({"connectionId": "con_Q", "streamId": stream, "sdpOffer": "v=0"}),
+            json!({"connectionId": ["con_P"], "streamId": stream, "sdpOffer": "v=0"}),
+            json!({"connectionId": "con_P", "streamId": null, "sdpOffer": null}),
+        ] {
+            assert_eq!(parse_forced_reconnect(&map(bad.clone())), None, "{bad}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -44,6 +45,14 @@ const MAX_QUEUED_CANDIDATES: usize = 64;
 /// The payload types this client offers.
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// ICE liveness (spec §2.4.6, "Media reconnection"): a consent check every 500 ms, so that a
+/// peer (a media node) that stops answering makes the connection `Disconnected` after 1.5 s of
+/// silence and `Failed` 5 s later (the webrtc crate's defaults: 2 s, 5 s and 25 s).
+const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
+const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_millis(1500);
+const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ids of endpoints, unique in the process.
+static NEXT_ENDPOINT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What a peer connection is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +75,7 @@ impl ReceiveStats {
         Self { audio: Mutex::new(TrackCounter::new(Kind::Audio)), video: Mutex::new(TrackCounter::new(Kind::Video)) }
     }
 
-    fn counter(&self, kind: Kind) -> &Mutex<TrackCounter> {
+    pub(crate) fn counter(&self, kind: Kind) -> &Mutex<TrackCounter> {
         match kind {
             Kind::Audio => &self.audio,
             Kind::Video => &self.video,
@@ -97,11 +106,15 @@ struct CandidateState {
 
 /// What the event handler of a peer connection and its owner share.
 pub(crate) struct EndpointShared {
+    /// Unique in the process: tells endpoints apart after a reconnection replaced one.
+    id: u64,
     /// The `endpointName` of this endpoint's `onIceCandidate` requests.
     name: String,
     rpc: Rpc,
     candidates: Mutex<CandidateState>,
     connected: AtomicBool,
+    /// The last peer connection state, for the watchers of [`Endpoint::state_changes`].
+    state: watch::Sender<RTCPeerConnectionState>,
     stats: Option<Arc<ReceiveStats>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -153,6 +166,7 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(endpoint = %self.shared.name, %state, "peer connection state");
         self.shared.connected.store(state == RTCPeerConnectionState::Connected, Ordering::Release);
+        self.shared.state.send_replace(state);
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -163,16 +177,18 @@ impl PeerConnectionEventHandler for Handler {
             _ => return,
         };
         let task = tokio::spawn(async move {
+            let mut first = true;
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
                         let h = &packet.header;
-                        lock(stats.counter(kind)).on_packet(
-                            h.sequence_number,
-                            h.marker,
-                            &packet.payload,
-                            synthetic::now_micros(),
-                        );
+                        let mut counter = lock(stats.counter(kind));
+                        if std::mem::take(&mut first) {
+                            // A new track (e.g. after a media reconnection) numbers its packets
+                            // afresh: the totals go on, the sequence tracking restarts.
+                            counter.restart_sequence();
+                        }
+                        counter.on_packet(h.sequence_number, h.marker, &packet.payload, synthetic::now_micros());
                     }
                     TrackRemoteEvent::OnEnded => break,
                     _ => {}
@@ -269,12 +285,17 @@ impl Endpoint {
         }
         let registry =
             register_default_interceptors(Registry::new(), &mut media_engine).map_err(ParticipantError::webrtc)?;
-        let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+        let settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_ice_timeouts(Some(ICE_DISCONNECTED_TIMEOUT), Some(ICE_FAILED_TIMEOUT), Some(ICE_KEEPALIVE_INTERVAL))
+            .build();
         let shared = Arc::new(EndpointShared {
+            id: NEXT_ENDPOINT_ID.fetch_add(1, Ordering::Relaxed),
             name,
             rpc,
             candidates: Mutex::default(),
             connected: AtomicBool::new(false),
+            state: watch::Sender::new(RTCPeerConnectionState::New),
             stats,
             tasks: Mutex::new(Vec::new()),
         });
@@ -303,6 +324,17 @@ impl Endpoint {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.inner.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// Unique in the process.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.shared.id
+    }
+
+    /// The peer connection's state and its changes; the sender goes away with the peer
+    /// connection (holding the receiver does not keep the endpoint open).
+    pub(crate) fn state_changes(&self) -> watch::Receiver<RTCPeerConnectionState> {
+        self.inner.shared.state.subscribe()
     }
 
     /// Runs `task` until the endpoint closes.

@@ -92,6 +92,9 @@ pub(crate) struct TrackCounter {
     /// Extended (wrap-counted) first and highest sequence numbers.
     base_seq: Option<u64>,
     max_seq: u64,
+    /// Packets expected from the sequence spans of earlier tracks (before a
+    /// [`restart_sequence`](Self::restart_sequence)).
+    expected_before: u64,
     latency: VecDeque<Duration>,
 }
 
@@ -105,6 +108,7 @@ impl TrackCounter {
             keyframes: 0,
             base_seq: None,
             max_seq: 0,
+            expected_before: 0,
             latency: VecDeque::new(),
         }
     }
@@ -149,8 +153,22 @@ impl TrackCounter {
         }
     }
 
+    /// Packets expected from the current track's sequence span.
+    fn expected_now(&self) -> u64 {
+        self.base_seq.map(|base| self.max_seq - base + 1).unwrap_or(0)
+    }
+
+    /// The packets come from a new track now (a new peer connection after a media
+    /// reconnection): its sequence numbers start anywhere. The counts go on; the loss count
+    /// keeps what the earlier tracks lost.
+    pub(crate) fn restart_sequence(&mut self) {
+        self.expected_before += self.expected_now();
+        self.base_seq = None;
+        self.max_seq = 0;
+    }
+
     pub(crate) fn snapshot(&self) -> TrackStats {
-        let expected = self.base_seq.map(|base| self.max_seq - base + 1).unwrap_or(0);
+        let expected = self.expected_before + self.expected_now();
         TrackStats {
             packets: self.packets,
             bytes: self.bytes,
@@ -164,5 +182,35 @@ impl TrackCounter {
     /// Forgets everything counted so far (the sequence tracking restarts with the next packet).
     pub(crate) fn reset(&mut self) {
         *self = Self::new(self.kind);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarted_sequence_keeps_the_counts_and_the_losses() {
+        let mut c = TrackCounter::new(Kind::Audio);
+        for seq in [100u16, 101, 103] {
+            c.on_packet(seq, true, &[0; 10], 0);
+        }
+        assert_eq!((c.snapshot().packets, c.snapshot().lost), (3, 1));
+        // A new track starting far away: no phantom losses.
+        c.restart_sequence();
+        for seq in [40_000u16, 40_001, 40_002] {
+            c.on_packet(seq, true, &[0; 10], 0);
+        }
+        let s = c.snapshot();
+        assert_eq!((s.packets, s.bytes, s.frames, s.lost), (6, 60, 6, 1));
+        // Restarting before any packet of the new track changes nothing.
+        c.restart_sequence();
+        c.restart_sequence();
+        assert_eq!(c.snapshot().lost, 1);
+        c.on_packet(7, true, &[], 0);
+        c.on_packet(9, true, &[], 0);
+        assert_eq!((c.snapshot().packets, c.snapshot().lost), (8, 2));
+        c.reset();
+        assert_eq!(c.snapshot(), TrackStats::default());
     }
 }

@@ -6,6 +6,7 @@
 
 mod files;
 mod media;
+mod media_reconnection;
 mod reconnection;
 mod session_events;
 mod signals;
