@@ -33,6 +33,24 @@ pub fn server_binary(explicit: Option<PathBuf>) -> PathBuf {
     bin
 }
 
+/// Builds `target/release/{openvidu-server,openvidu-media-node}` when one of them is missing.
+pub fn release_cluster_binaries() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let release = target.join("release");
+    if ["openvidu-server", "openvidu-media-node"].iter().all(|b| release.join(b).exists()) {
+        return;
+    }
+    eprintln!("building the release binaries: cargo build --release -p openvidu-server -p openvidu-media-node");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "openvidu-server", "-p", "openvidu-media-node"])
+        .current_dir(root)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the release binaries failed");
+}
+
 /// A server process; killed and reaped on drop.
 pub struct ServerProcess {
     /// The process.

@@ -953,15 +953,29 @@ impl Participant {
         audio: bool,
         video: bool,
     ) -> Result<(), ParticipantError> {
+        self.offer_to_receive(endpoint, audio, video, "receiveVideoFrom", |sdp| {
+            json!(ReceiveVideoFromParams { sender: stream_id.to_string(), sdp_offer: Some(sdp), sdp_answer: None })
+        })
+        .await
+    }
+
+    /// A receive-only offer from `endpoint` sent with `method` (its params made from the SDP by
+    /// `params`), whose result carries the `sdpAnswer`.
+    async fn offer_to_receive(
+        &self,
+        endpoint: &Endpoint,
+        audio: bool,
+        video: bool,
+        method: &str,
+        params: impl FnOnce(String) -> Value,
+    ) -> Result<(), ParticipantError> {
         let pc = endpoint.pc();
         media::add_receive_transceivers(pc, audio, video).await?;
         let offer = pc.create_offer(None).await.map_err(ParticipantError::webrtc)?;
         let sdp = offer.sdp.clone();
         pc.set_local_description(offer).await.map_err(ParticipantError::webrtc)?;
-        let params =
-            ReceiveVideoFromParams { sender: stream_id.to_string(), sdp_offer: Some(sdp.clone()), sdp_answer: None };
-        let result = self.call_with("receiveVideoFrom", &params).await?;
-        let answer = text_field(&result, "sdpAnswer", "receiveVideoFrom")?;
+        let result = self.call_with(method, &params(sdp.clone())).await?;
+        let answer = text_field(&result, "sdpAnswer", method)?;
         endpoint.set_remote(RTCSessionDescription::answer(answer).map_err(ParticipantError::webrtc)?).await?;
         endpoint.release_candidates(&sdp);
         Ok(())

@@ -240,17 +240,14 @@ impl Participant {
         audio: bool,
         video: bool,
     ) -> Result<(), ParticipantError> {
-        let pc = endpoint.pc();
-        media::add_receive_transceivers(pc, audio, video).await?;
-        let offer = pc.create_offer(None).await.map_err(ParticipantError::webrtc)?;
-        let sdp = offer.sdp.clone();
-        pc.set_local_description(offer).await.map_err(ParticipantError::webrtc)?;
-        let params = json!({"stream": stream_id, "sdpOffer": sdp, "forciblyReconnect": false});
-        let result = self.call_with("reconnectStream", &params).await?;
-        let answer = text_field(&result, "sdpAnswer", "reconnectStream")?;
-        endpoint.set_remote(RTCSessionDescription::answer(answer).map_err(ParticipantError::webrtc)?).await?;
-        endpoint.release_candidates(&sdp);
-        Ok(())
+        self.offer_to_receive(
+            endpoint,
+            audio,
+            video,
+            "reconnectStream",
+            |sdp| json!({"stream": stream_id, "sdpOffer": sdp, "forciblyReconnect": false}),
+        )
+        .await
     }
 
     /// `forciblyReconnectSubscriber`: records the offer (the last push wins) and answers it in
