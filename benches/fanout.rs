@@ -5,7 +5,9 @@
 //!
 //! Run with `cargo bench --bench fanout --features participant` (add
 //! `-- --subscribers 1,10,50,100 --seconds 5 --warmup 3 --fps 30 --packet-size 1000` to change
-//! the load; the window opens `--warmup` seconds after every subscriber receives).
+//! the load; the window opens `--warmup` seconds after every subscriber receives; `--rooms 20x8`
+//! adds a row for 20 sessions of 8 participants each publishing and subscribing to the others,
+//! prefixed `rooms 20x8`, whose N is the number of subscriptions).
 //! It uses `target/release/openvidu-server`, building it with
 //! `cargo build --release -p openvidu-server` when missing (or pass `--server-bin PATH`). Each N
 //! gets a fresh server on plain HTTP (`OPENVIDU_HTTPS=false`, `HTTPS_PORT=0`). The bots share
@@ -79,6 +81,45 @@ async fn measure(bin: &Path, n: usize, a: &FanoutArgs) -> FanoutRow {
     row
 }
 
+/// M sessions of K participants, each publishing and subscribing to the K - 1 others: the
+/// row's N is the number of subscriptions.
+async fn measure_rooms(bin: &Path, m: usize, k: usize, a: &FanoutArgs) -> FanoutRow {
+    let server = ServerProcess::start(bin, &[]);
+    let rest = OpenVidu::new(&server.url, SECRET).expect("a REST client");
+    let mut tokens = Vec::new();
+    for room in 0..m {
+        let session = rest
+            .create_session(SessionProperties::builder().custom_session_id(format!("room{room}")).build())
+            .await
+            .expect("a session");
+        for _ in 0..k {
+            tokens.push(
+                session.create_connection(Default::default()).await.expect("a connection").token.expect("a token"),
+            );
+        }
+    }
+    let source = MediaSource::Synthetic { fps: a.fps, packet_size: a.packet_size };
+    let bots: Vec<Participant> = in_batches(tokens, 10, |token| {
+        let source = source.clone();
+        async move {
+            let bot = Participant::join(&token, JoinOptions::new()).await.expect("a bot joins");
+            bot.publish(PublishOptions::new(source)).await.expect("a bot publishes");
+            bot
+        }
+    })
+    .await;
+    for bot in &bots {
+        bot.subscribe_all().await.expect("a bot subscribes");
+    }
+    let mut row = measure_window(server.child.id(), &bots, a).await;
+    row.subscribers = m * k * (k - 1);
+    for b in &bots {
+        let _ = b.leave().await;
+    }
+    drop(server);
+    row
+}
+
 fn main() {
     let a = fanout_args();
     let bin = server_binary(a.server_bin.clone());
@@ -95,5 +136,10 @@ fn main() {
     for &n in &a.subscribers {
         let row = rt.block_on(measure(&bin, n, &a));
         print_fanout_row("", &row, &mut base);
+    }
+    if let Some((m, k)) = a.rooms.filter(|(m, k)| *m > 0 && *k > 1) {
+        // N = subscriptions; "vs N=1" compares with the first row above.
+        let row = rt.block_on(measure_rooms(&bin, m, k, &a));
+        print_fanout_row(&format!("rooms {m}x{k}"), &row, &mut base);
     }
 }

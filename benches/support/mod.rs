@@ -150,6 +150,9 @@ pub struct FanoutArgs {
     pub packet_size: usize,
     /// The media server's binary, when given.
     pub server_bin: Option<PathBuf>,
+    /// `--rooms MxK`: also M sessions of K participants, each publishing and subscribing to the
+    /// others (fanout only).
+    pub rooms: Option<(usize, usize)>,
 }
 
 /// The fan-out options from the command line.
@@ -161,6 +164,7 @@ pub fn fanout_args() -> FanoutArgs {
         fps: 30,
         packet_size: 1000,
         server_bin: None,
+        rooms: None,
     };
     let v: Vec<String> = std::env::args().collect();
     for w in v.windows(2) {
@@ -176,6 +180,9 @@ pub fn fanout_args() -> FanoutArgs {
             "--fps" => a.fps = w[1].parse().unwrap_or(a.fps),
             "--packet-size" => a.packet_size = w[1].parse().unwrap_or(a.packet_size),
             "--server-bin" => a.server_bin = Some(PathBuf::from(&w[1])),
+            "--rooms" => {
+                a.rooms = w[1].split_once('x').and_then(|(m, k)| Some((m.parse().ok()?, k.parse().ok()?)));
+            }
             _ => {}
         }
     }

@@ -1,0 +1,158 @@
+//! Join → first frame with many participants joining one session at once: a release
+//! `openvidu-server` process, one synthetic publisher, then `--joiners` bots (100 by default)
+//! started together, each joining with its token and subscribing to the publisher. For each, the
+//! time from the start of its join to the first video packet and to the first VP8 keyframe (the
+//! first frame a decoder can show: the bots do not decode, a keyframe is what a decoder needs
+//! first), p50/p99/max; and the same for one participant joining alone, as the baseline of the
+//! same run.
+//!
+//! Run with `cargo bench --bench join_storm --features participant` (add `-- --joiners 100 --fps
+//! 30 --packet-size 1000`). The bots run in this process and compete with the server for the
+//! machine's cores.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use openvidu::client::participant::{JoinOptions, MediaSource, Participant, PublishOptions, percentile};
+use openvidu::client::{OpenVidu, Session, SessionProperties};
+use openvidu::core::id::StreamId;
+use support::{SECRET, ServerProcess, server_binary};
+
+struct Args {
+    joiners: usize,
+    fps: u32,
+    packet_size: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { joiners: 100, fps: 30, packet_size: 1000 };
+    let v: Vec<String> = std::env::args().collect();
+    for w in v.windows(2) {
+        match w[0].as_str() {
+            "--joiners" => a.joiners = w[1].parse().unwrap_or(a.joiners),
+            "--fps" => a.fps = w[1].parse().unwrap_or(a.fps),
+            "--packet-size" => a.packet_size = w[1].parse().unwrap_or(a.packet_size),
+            _ => {}
+        }
+    }
+    a
+}
+
+/// When one joiner got its first video packet and its first keyframe (from its join's start).
+struct Joined {
+    packet: Duration,
+    keyframe: Duration,
+    bot: Participant,
+}
+
+async fn join_and_watch(token: String, stream: StreamId) -> Option<Joined> {
+    let start = Instant::now();
+    let bot = Participant::join(&token, JoinOptions::new()).await.ok()?;
+    bot.subscribe(&stream).await.ok()?;
+    let mut packet = None;
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Some(s) = bot.stats().first() {
+            if packet.is_none() && s.video.packets > 0 {
+                packet = Some(start.elapsed());
+            }
+            if s.video.keyframes > 0 {
+                let keyframe = start.elapsed();
+                return Some(Joined { packet: packet.unwrap_or(keyframe), keyframe, bot });
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+async fn tokens(session: &Session, n: usize) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = session.create_connection(Default::default()).await.expect("a connection");
+        tokens.push(c.token.expect("a token"));
+    }
+    tokens
+}
+
+fn line(what: &str, all: &mut [Duration], n: usize) {
+    all.sort();
+    let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
+    println!(
+        "{what}: {} of {n}; p50 {}, p99 {}, max {}",
+        all.len(),
+        ms(percentile(all, 0.5)),
+        ms(percentile(all, 0.99)),
+        ms(all.last().copied())
+    );
+}
+
+async fn run(bin: &Path, a: &Args) {
+    let server = ServerProcess::start(bin, &[]);
+    let rest = OpenVidu::new(&server.url, SECRET).expect("a REST client");
+    let session =
+        rest.create_session(SessionProperties::builder().custom_session_id("storm").build()).await.expect("a session");
+    let publisher_token = tokens(&session, 1).await.remove(0);
+    let publisher = Participant::join(&publisher_token, JoinOptions::new()).await.expect("the publisher joins");
+    let source = MediaSource::Synthetic { fps: a.fps, packet_size: a.packet_size };
+    let stream = publisher.publish(PublishOptions::new(source)).await.expect("the publisher publishes");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Baseline: one joiner alone, three times.
+    let mut alone_packet = Vec::new();
+    let mut alone_key = Vec::new();
+    for token in tokens(&session, 3).await {
+        if let Some(j) = join_and_watch(token, stream.clone()).await {
+            alone_packet.push(j.packet);
+            alone_key.push(j.keyframe);
+            let _ = j.bot.leave().await;
+        }
+    }
+
+    // The storm: every joiner at once.
+    let storm_tokens = tokens(&session, a.joiners).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = storm_tokens.into_iter().map(|t| tokio::spawn(join_and_watch(t, stream.clone()))).collect();
+    let mut packet = Vec::new();
+    let mut key = Vec::new();
+    let mut bots = Vec::new();
+    for t in tasks {
+        if let Ok(Some(j)) = t.await {
+            packet.push(j.packet);
+            key.push(j.keyframe);
+            bots.push(j.bot);
+        }
+    }
+    let storm = started.elapsed();
+
+    line("alone: join → first video packet", &mut alone_packet, 3);
+    line("alone: join → first keyframe", &mut alone_key, 3);
+    line(&format!("{} at once: join → first video packet", a.joiners), &mut packet, a.joiners);
+    line(&format!("{} at once: join → first keyframe", a.joiners), &mut key, a.joiners);
+    println!("all {} had their first keyframe {:.0} ms after the storm began", bots.len(), storm.as_secs_f64() * 1e3);
+    let p99 = percentile(&key, 0.99).unwrap_or(Duration::MAX);
+    println!(
+        "goal: join → first frame p99 <= 150 ms with {} joining at once: {}",
+        a.joiners,
+        if key.len() == a.joiners && p99 <= Duration::from_millis(150) { "MET" } else { "NOT MET" }
+    );
+    for b in bots.iter().chain(std::iter::once(&publisher)) {
+        let _ = b.leave().await;
+    }
+}
+
+fn main() {
+    let a = args();
+    let bin = server_binary(None);
+    println!(
+        "join storm: {} joiners subscribing to one publisher ({} fps x {} B), server {}, {} cores",
+        a.joiners,
+        a.fps,
+        a.packet_size,
+        bin.display(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    rt.block_on(run(&bin, &a));
+}
