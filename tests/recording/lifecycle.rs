@@ -40,6 +40,23 @@ async fn always_mode_with_autostop() {
     .await
     .expect("ALWAYS starts the recording");
     assert_eq!(started.properties.output_mode, OutputMode::Individual);
+    // Two seconds of media once it is being written (ICE and DTLS take their time on a busy
+    // machine; the duration counts from the first frame written).
+    let folder = h.folder(id.as_str());
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let writing =
+                std::fs::read_dir(&folder).into_iter().flatten().flatten().any(|e| {
+                    e.file_name().to_string_lossy().ends_with(".webm") && e.metadata().is_ok_and(|m| m.len() > 0)
+                });
+            if writing {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("A's stream is being recorded");
     tokio::time::sleep(Duration::from_secs(2)).await;
     a.leave().await.expect("A leaves");
     // The session outlives its last participant while the countdown runs...

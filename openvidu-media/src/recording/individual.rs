@@ -568,6 +568,7 @@ async fn record_stream(
             break;
         }
     }
+    mux.release_held_video();
     mux.flush(true);
     let Muxer { tx, start, last_ms, .. } = mux;
     let last = start.map(|s| s + Duration::from_millis(last_ms.max(0) as u64));
@@ -606,6 +607,9 @@ struct Muxer<'a> {
     video_anchor: Option<(SystemTime, i64)>,
     /// Audio waiting for the first video keyframe.
     preroll: VecDeque<Frame>,
+    /// In a file the audio opened: the video's first keyframe, held until the next video frame
+    /// gives the frame period (see [`Muxer::anchor_video`]).
+    first_video: Option<Frame>,
     /// Queues by file track index.
     queues: Vec<VecDeque<Queued>>,
     audio_track: Option<usize>,
@@ -636,6 +640,7 @@ impl<'a> Muxer<'a> {
             audio_anchor: None,
             video_anchor: None,
             preroll: VecDeque::new(),
+            first_video: None,
             queues: (0..usize::from(audio_codec.is_some()) + usize::from(video_codec.is_some()))
                 .map(|_| VecDeque::new())
                 .collect(),
@@ -724,12 +729,39 @@ impl<'a> Muxer<'a> {
             self.video_resync = false;
         }
         if self.video_anchor.is_none() {
-            // The file was opened by the audio: the video track starts at its first keyframe.
-            if !frame.keyframe {
+            // The file was opened by the audio: the video track starts at its first keyframe,
+            // held until the next frame tells the frame period.
+            let Some(first) = self.first_video.take() else {
+                if frame.keyframe {
+                    self.first_video = Some(frame);
+                }
                 return;
-            }
-            self.video_anchor = Some((frame.arrived, frame.media_time_us));
+            };
+            let period_us = frame.media_time_us - first.media_time_us;
+            self.anchor_video(&first, Some(period_us));
+            self.queue_video(first);
         }
+        self.queue_video(frame);
+    }
+
+    /// Sets where the video track starts in a file the audio opened: at its first keyframe's
+    /// arrival, moved (by half a frame at most) onto a whole number of frame periods from the
+    /// start of the file. Timestamps are whole milliseconds: a frame sequence half a period off
+    /// that grid rounds to the same frame index twice in tools that assume a constant frame
+    /// rate (ffmpeg: "non monotonically increasing dts"), which the grid avoids.
+    fn anchor_video(&mut self, first: &Frame, period_us: Option<i64>) {
+        let Some(start) = self.start else { return };
+        let snapped = snap_to_period(diff_us(first.arrived, start), period_us);
+        let at = if snapped >= 0 {
+            start + Duration::from_micros(snapped as u64)
+        } else {
+            start - Duration::from_micros(snapped.unsigned_abs())
+        };
+        self.video_anchor = Some((at, first.media_time_us));
+    }
+
+    /// Queues a video frame on the video track's timeline.
+    fn queue_video(&mut self, frame: Frame) {
         let (Some(track), Some(anchor)) = (self.video_track, self.video_anchor) else { return };
         let Some(time_ms) = self.time_ms(anchor, frame.media_time_us) else { return };
         self.queues[track].push_back(Queued {
@@ -738,6 +770,14 @@ impl<'a> Muxer<'a> {
             data: frame.data,
             since: Instant::now(),
         });
+    }
+
+    /// A held first keyframe whose next frame never came: it starts the video track as it is.
+    fn release_held_video(&mut self) {
+        if let Some(first) = self.first_video.take() {
+            self.anchor_video(&first, None);
+            self.queue_video(first);
+        }
     }
 
     /// Starts the file at wall time `start`.
@@ -794,6 +834,15 @@ impl<'a> Muxer<'a> {
             }
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => self.writer_gone = true,
         }
+    }
+}
+
+/// `offset_us` moved to the nearest whole number of `period_us` (a plausible video frame period:
+/// 1–200 ms; otherwise, or without one, unchanged), never before 0.
+fn snap_to_period(offset_us: i64, period_us: Option<i64>) -> i64 {
+    match period_us.filter(|p| (1_000..=200_000).contains(p)) {
+        Some(p) => ((offset_us + p / 2).div_euclid(p) * p).max(0),
+        None => offset_us,
     }
 }
 
@@ -879,6 +928,26 @@ mod tests {
     use rtc::rtp::sequence::new_random_sequencer;
     use std::sync::OnceLock;
     use tokio::sync::broadcast;
+
+    /// A video track starting half a frame off the file's grid is moved onto it: whole-ms
+    /// timestamps then round to distinct frame indexes at a constant frame rate.
+    #[test]
+    fn the_video_start_snaps_to_its_frame_grid() {
+        let period = 66_666; // 15 fps, as RTP's 90 kHz clock gives it in µs
+        assert_eq!(snap_to_period(500_000, Some(period)), 533_328);
+        assert_eq!(snap_to_period(20_000, Some(period)), 0);
+        assert_eq!(snap_to_period(40_000, Some(period)), 66_666);
+        assert_eq!(snap_to_period(500_000, None), 500_000);
+        assert_eq!(snap_to_period(500_000, Some(0)), 500_000, "no period from a repeated timestamp");
+        assert_eq!(snap_to_period(500_000, Some(900_000)), 500_000, "not a frame period");
+        // The frames that follow land on distinct indexes of a 15 fps grid.
+        let start = snap_to_period(500_000, Some(period));
+        let indexes: Vec<i64> = (0..30)
+            .map(|n| (start + n * period) / 1000)
+            .map(|ms| ((ms as f64) * 15.0 / 1000.0).round() as i64)
+            .collect();
+        assert!(indexes.windows(2).all(|w| w[1] == w[0] + 1), "{indexes:?}");
+    }
 
     /// 4 s of VP8 (15 fps, IVF frame numbers) and Opus (20 ms packets), made once.
     fn media() -> &'static TestMedia {
