@@ -555,16 +555,41 @@ fn ticker(period: Duration) -> tokio::time::Interval {
     t
 }
 
+/// Watches a local track's RTCP for keyframe requests (PLI or FIR): the flag is raised at each
+/// one (the source lowers it when it sends a keyframe). The watch stops with the guard.
+fn keyframe_requests<T>(track: Arc<T>) -> (Arc<AtomicBool>, TaskGuard)
+where
+    T: webrtc::media_stream::track_local::TrackLocal + Send + Sync + 'static,
+{
+    let wanted = Arc::new(AtomicBool::new(false));
+    let flag = wanted.clone();
+    let watcher = tokio::spawn(async move {
+        use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+        use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use webrtc::media_stream::track_local::TrackLocalEvent;
+        while let Some(event) = track.poll().await {
+            let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
+            if packets.iter().any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+    (wanted, TaskGuard(watcher.abort_handle()))
+}
+
 /// Synthetic VP8: one packet per frame at `fps`; keyframes for the first two seconds (while the
-/// connection comes up) and then one every second.
+/// connection comes up), then one every second and one at once for each keyframe request (PLI
+/// or FIR from the SFU, as a browser's encoder answers).
 async fn synthetic_video(track: Arc<TrackLocalStaticRTP>, ssrc: u32, pt: u8, fps: u32, packet_size: usize) {
     let fps = fps.clamp(1, 1000);
+    let (wanted, _watcher) = keyframe_requests(track.clone());
     let mut tick = ticker(Duration::from_secs(1) / fps);
     let (mut seq, mut ts) = (random_u32() as u16, random_u32());
     let step = 90_000 / fps;
     for frame in 0u64.. {
         tick.tick().await;
-        let keyframe = frame < 2 * u64::from(fps) || frame % u64::from(fps) == 0;
+        let requested = wanted.swap(false, Ordering::Relaxed);
+        let keyframe = requested || frame < 2 * u64::from(fps) || frame % u64::from(fps) == 0;
         let payload = synthetic::vp8_payload(true, keyframe, packet_size, synthetic::now_micros());
         // Errors before the connection is up (track not bound yet) are expected: drop the packet.
         let _ = track.write_rtp(rtp_packet(pt, seq, ts, ssrc, true, payload)).await;
@@ -642,25 +667,7 @@ async fn ivf_video(track: Arc<TrackLocalStaticSample>, ssrc: u32, pt: u8, data: 
     if frames.is_empty() {
         return;
     }
-    let wanted = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (track, wanted) = (track.clone(), wanted.clone());
-        tokio::spawn(async move {
-            use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-            use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-            use webrtc::media_stream::track_local::TrackLocalEvent;
-            while let Some(event) = track.poll().await {
-                let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
-                if packets
-                    .iter()
-                    .any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>())
-                {
-                    wanted.store(true, Ordering::Relaxed);
-                }
-            }
-        })
-    };
-    let _watcher = TaskGuard(watcher.abort_handle());
+    let (wanted, _watcher) = keyframe_requests(track.clone());
     let mut tick = ticker(period);
     let mut i = 0;
     loop {
