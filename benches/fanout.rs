@@ -17,7 +17,6 @@
 //! forwarded packet relative to the first N of the list.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use openvidu::client::participant::{JoinOptions, MediaSource, Participant, PublishOptions};
 use openvidu::client::{OpenVidu, SessionProperties};
@@ -26,7 +25,7 @@ mod support;
 
 use support::{
     FanoutArgs, FanoutRow, FanoutSubscriber, SECRET, ServerProcess, Tally, fanout_args, in_batches, measure_window,
-    print_fanout_header, print_fanout_row, server_binary,
+    print_fanout_header, print_fanout_row, server_binary, subscribers_of,
 };
 
 impl FanoutSubscriber for Participant {
@@ -62,16 +61,7 @@ async fn measure(bin: &Path, n: usize, a: &FanoutArgs) -> FanoutRow {
     let publisher = Participant::join(&publisher_token, JoinOptions::new()).await.expect("the publisher joins");
     let source = MediaSource::Synthetic { fps: a.fps, packet_size: a.packet_size };
     let stream = publisher.publish(PublishOptions::new(source)).await.expect("the publisher publishes");
-    let stream = Arc::new(stream);
-    let subscribers: Vec<Participant> = in_batches(tokens, 10, |token| {
-        let stream = stream.clone();
-        async move {
-            let bot = Participant::join(&token, JoinOptions::new()).await.expect("a subscriber joins");
-            bot.subscribe(&stream).await.expect("a subscriber subscribes");
-            bot
-        }
-    })
-    .await;
+    let subscribers = subscribers_of(tokens, stream).await;
 
     let row = measure_window(server.child.id(), &subscribers, a).await;
     for s in subscribers.iter().chain(std::iter::once(&publisher)) {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use openvidu::client::participant::{JoinOptions, MediaSource, Participant, PublishOptions};
 use openvidu::client::{OpenVidu, SessionProperties};
-use support::{SECRET, ServerProcess, in_batches, server_binary};
+use support::{SECRET, ServerProcess, server_binary, subscribers_of};
 
 struct Args {
     sessions: usize,
@@ -103,16 +103,7 @@ async fn run(a: &Args) {
         .expect("the publisher publishes");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let one_publisher = settled_rss(pid).await;
-    let stream = std::sync::Arc::new(stream);
-    let subscribers: Vec<Participant> = in_batches(tokens, 10, |token| {
-        let stream = stream.clone();
-        async move {
-            let bot = Participant::join(&token, JoinOptions::new()).await.expect("a subscriber joins");
-            bot.subscribe(&stream).await.expect("a subscriber subscribes");
-            bot
-        }
-    })
-    .await;
+    let subscribers = subscribers_of(tokens, stream).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let with_subscribers = settled_rss(pid).await;
     let per_subscriber = with_subscribers.saturating_sub(one_publisher) / a.subscribers.max(1) as u64;

@@ -263,6 +263,24 @@ where
     out
 }
 
+/// Joins a participant with each token and subscribes it to `stream`, ten at a time.
+pub async fn subscribers_of(
+    tokens: Vec<String>,
+    stream: openvidu::core::id::StreamId,
+) -> Vec<openvidu::client::participant::Participant> {
+    use openvidu::client::participant::{JoinOptions, Participant};
+    let stream = std::sync::Arc::new(stream);
+    in_batches(tokens, 10, |token| {
+        let stream = stream.clone();
+        async move {
+            let bot = Participant::join(&token, JoinOptions::new()).await.expect("a subscriber joins");
+            bot.subscribe(&stream).await.expect("a subscriber subscribes");
+            bot
+        }
+    })
+    .await
+}
+
 /// Waits until every subscriber receives (60 s at most), then `warmup` seconds, then measures
 /// a window of `seconds`: what the subscribers received and the CPU time of process
 /// `server_pid` and of this one.
