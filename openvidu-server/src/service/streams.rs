@@ -47,6 +47,18 @@ fn webrtc_info(stream: &StreamId, connection: &ConnectionId, from: Option<Connec
     }
 }
 
+/// The owner and the publisher of a stream published in `snapshot`.
+fn publisher_in(snapshot: &SessionSnapshot, stream: &StreamId) -> Result<(ConnectionId, Publisher), ServiceError> {
+    let owner = stream.owner().ok_or_else(|| ServiceError::StreamNotFound(stream.clone()))?;
+    let c = snapshot.connection(&owner).ok_or_else(|| ServiceError::ConnectionNotFound(owner.clone()))?;
+    let p = c
+        .publishers
+        .iter()
+        .find(|p| &p.stream_id == stream)
+        .ok_or_else(|| ServiceError::StreamNotFound(stream.clone()))?;
+    Ok((owner, p.clone()))
+}
+
 impl OpenViduService {
     /// `publishVideo`: creates the session's router if needed, publishes, tells the others.
     /// Returns the SDP answer and the new publisher.
@@ -116,15 +128,7 @@ impl OpenViduService {
         session: &SessionId,
         stream: &StreamId,
     ) -> Result<(ConnectionId, Publisher), ServiceError> {
-        let snapshot = self.session(session).await?;
-        let owner = stream.owner().ok_or_else(|| ServiceError::StreamNotFound(stream.clone()))?;
-        let c = snapshot.connection(&owner).ok_or_else(|| ServiceError::ConnectionNotFound(owner.clone()))?;
-        let p = c
-            .publishers
-            .iter()
-            .find(|p| &p.stream_id == stream)
-            .ok_or_else(|| ServiceError::StreamNotFound(stream.clone()))?;
-        Ok((owner, p.clone()))
+        publisher_in(&self.session(session).await?, stream)
     }
 
     /// `receiveVideoFrom{sdpOffer}` (client offers): returns the answer.
@@ -350,17 +354,16 @@ impl OpenViduService {
         stream: &StreamId,
         sdp_answer: String,
     ) -> Result<(), ServiceError> {
-        let (owner, publisher) = self.published(session, stream).await?;
-        self.inner.media.complete_subscribe(session, subscriber, stream, sdp_answer).await?;
         let snapshot = self.session(session).await?;
         let known =
             snapshot.connection(subscriber).is_some_and(|c| c.subscribers.iter().any(|s| &s.stream_id == stream));
-        if known {
-            tracing::info!(session_id = %session, connection_id = %subscriber, stream_id = %stream, "subscriber reconnected");
-            Ok(())
-        } else {
-            self.subscribed(session, subscriber, &owner, &publisher).await
+        if !known {
+            return self.complete_subscribe(session, subscriber, stream, sdp_answer).await;
         }
+        publisher_in(&snapshot, stream)?;
+        self.inner.media.complete_subscribe(session, subscriber, stream, sdp_answer).await?;
+        tracing::info!(session_id = %session, connection_id = %subscriber, stream_id = %stream, "subscriber reconnected");
+        Ok(())
     }
 
     /// `reconnectStream` of a subscriber that offers again: replaces its endpoint.
