@@ -1,7 +1,8 @@
 //! Failover of a master, measured: a cluster of real processes (`redis-server`, 2
 //! `openvidu-media-node`, 3 `openvidu-server` masters, all release builds, behind HAProxy), S
-//! sessions × B participant bots joined through HAProxy, every bot publishing and subscribing to
-//! the others; then `kill -9` of one master while they stream.
+//! sessions × B participant bots joined through HAProxy, the first P of each session publishing
+//! (all by default) and every bot subscribing to the other publishers of its session; then
+//! `kill -9` of one master while they stream.
 //!
 //! Printed:
 //! - the time from the kill to each socket re-bound (the bots whose socket was on the killed
@@ -11,11 +12,16 @@
 //!   every 10 ms: gaps are measured to ~10 ms);
 //! - new joins during the failover (bots joining right after the kill): how many got media, and
 //!   how fast;
-//! - that no session or connection was lost.
+//! - that no session or connection was lost;
+//! - then the failover of a media node: `kill -9` of one of the two nodes; after the masters'
+//!   grace (`OPENVIDU_MEDIA_NODE_GRACE`, 1 s here) they declare it crashed and rebuild its
+//!   sessions on the other node, the bots republish when their ICE fails and are pushed
+//!   `forciblyReconnectSubscriber`: the time from the kill until each subscription that went
+//!   silent carries media again (p50/p99/max), and the same minus the grace (the rebuild itself).
 //!
 //! Run with `cargo bench --bench ha_failover --features participant` (add
-//! `-- --sessions 20 --bots 10 --fps 15 --packet-size 300 --joins 5` for the issue's load; the
-//! default, 10 × 5, fits a 2-core machine running the bots too). Needs `redis-server` and
+//! `-- --sessions 20 --bots 10 --publishers 2 --joins 5` for the issue's 20 × 10; the default,
+//! 10 × 5 all publishing, fits a 2-core machine running the bots too). Needs `redis-server` and
 //! `haproxy` (scripts/install-deps); builds the release binaries when missing.
 
 #[path = "../tests/ha/cluster.rs"]
@@ -36,21 +42,24 @@ struct Args {
     fps: u32,
     packet_size: usize,
     joins: usize,
+    publishers: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { sessions: 10, bots: 5, fps: 15, packet_size: 300, joins: 3 };
+    let mut a = Args { sessions: 10, bots: 5, fps: 15, packet_size: 300, joins: 3, publishers: usize::MAX };
     let v: Vec<String> = std::env::args().collect();
     for w in v.windows(2) {
         match w[0].as_str() {
             "--sessions" => a.sessions = w[1].parse().unwrap_or(a.sessions),
             "--bots" => a.bots = w[1].parse().unwrap_or(a.bots),
+            "--publishers" => a.publishers = w[1].parse().unwrap_or(a.publishers),
             "--fps" => a.fps = w[1].parse().unwrap_or(a.fps),
             "--packet-size" => a.packet_size = w[1].parse().unwrap_or(a.packet_size),
             "--joins" => a.joins = w[1].parse().unwrap_or(a.joins),
             _ => {}
         }
     }
+    a.publishers = a.publishers.clamp(1, a.bots);
     a
 }
 
@@ -58,25 +67,43 @@ fn args() -> Args {
 /// time without growth in the current window.
 #[derive(Default)]
 struct Gaps {
-    last: HashMap<(usize, String), (u64, Instant)>,
-    longest: HashMap<(usize, String), Duration>,
+    last: HashMap<Key, (u64, Instant)>,
+    longest: HashMap<Key, Duration>,
+}
+
+/// A subscription: (bot index, stream id).
+type Key = (usize, String);
+
+/// Samples every subscription's packet count: `f(key, silence, grew)` with the time since it
+/// last grew (before this sample) and whether it grew now; `last` keeps (count, when it grew).
+fn sample_growth(
+    last: &mut HashMap<Key, (u64, Instant)>,
+    bots: &[Participant],
+    now: Instant,
+    mut f: impl FnMut(Key, Duration, bool),
+) {
+    for (i, bot) in bots.iter().enumerate() {
+        for s in bot.stats() {
+            let key = (i, s.stream_id.to_string());
+            let packets = s.packets();
+            let entry = last.entry(key.clone()).or_insert((packets, now));
+            let (silence, grew) = (now.duration_since(entry.1), packets != entry.0);
+            if grew {
+                *entry = (packets, now);
+            }
+            f(key, silence, grew);
+        }
+    }
 }
 
 impl Gaps {
     fn sample(&mut self, bots: &[Participant], now: Instant) {
-        for (i, bot) in bots.iter().enumerate() {
-            for s in bot.stats() {
-                let key = (i, s.stream_id.to_string());
-                let packets = s.packets();
-                let entry = self.last.entry(key.clone()).or_insert((packets, now));
-                if packets != entry.0 {
-                    *entry = (packets, now);
-                }
-                let gap = now.duration_since(entry.1);
-                let longest = self.longest.entry(key).or_default();
-                *longest = (*longest).max(gap);
-            }
-        }
+        let longest = &mut self.longest;
+        sample_growth(&mut self.last, bots, now, |key, silence, grew| {
+            let gap = if grew { Duration::ZERO } else { silence };
+            let longest = longest.entry(key).or_default();
+            *longest = (*longest).max(gap);
+        });
     }
 
     /// Starts a new window (keeps when each subscription last grew).
@@ -85,6 +112,44 @@ impl Gaps {
         all.sort();
         all
     }
+}
+
+/// Per subscription: its packet count, when it last grew, and when it grew again after a silence
+/// of at least [`Resumes::SILENCE`] (the media node under it died and it was rebuilt elsewhere).
+#[derive(Default)]
+struct Resumes {
+    last: HashMap<Key, (u64, Instant)>,
+    resumed: HashMap<Key, Instant>,
+}
+
+impl Resumes {
+    /// A subscription this long without a packet lost its media node.
+    const SILENCE: Duration = Duration::from_millis(300);
+
+    fn sample(&mut self, bots: &[Participant], now: Instant) {
+        let resumed = &mut self.resumed;
+        sample_growth(&mut self.last, bots, now, |key, silence, grew| {
+            if grew && silence >= Self::SILENCE {
+                resumed.entry(key).or_insert(now);
+            }
+        });
+    }
+
+    /// Subscriptions silent now (no packet for [`Self::SILENCE`]).
+    fn silent(&self, now: Instant) -> usize {
+        self.last.values().filter(|(_, at)| now.duration_since(*at) >= Self::SILENCE).count()
+    }
+}
+
+/// Whether every session is still there with at least its bots' connections (read through HAProxy).
+async fn sessions_kept(rest: &OpenVidu, a: &Args) -> bool {
+    let _ = rest.fetch().await;
+    (0..a.sessions).all(|s| {
+        rest.active_sessions()
+            .into_iter()
+            .find(|x| x.id().as_str() == format!("failover{s}"))
+            .is_some_and(|x| x.connections().len() >= a.bots)
+    })
 }
 
 fn ms(d: Duration) -> String {
@@ -107,9 +172,10 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
-        "HA failover: 3 masters, 2 media nodes, HAProxy; {} sessions × {} bots ({} fps, {} B), {} cores",
+        "HA failover: 3 masters, 2 media nodes, HAProxy; {} sessions × {} bots ({} publishing; {} fps, {} B), {} cores",
         a.sessions,
         a.bots,
+        a.publishers,
         a.fps,
         a.packet_size,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
@@ -122,10 +188,12 @@ async fn main() {
             .create_session(SessionProperties::builder().custom_session_id(format!("failover{s}")).build())
             .await
             .expect("a session");
-        for _ in 0..a.bots {
+        for b in 0..a.bots {
             let c = session.create_connection(Default::default()).await.expect("a connection");
             let bot = Participant::join(&c.token.expect("a token"), JoinOptions::new()).await.expect("a bot joins");
-            bot.publish(PublishOptions::new(source.clone())).await.expect("a bot publishes");
+            if b < a.publishers {
+                bot.publish(PublishOptions::new(source.clone())).await.expect("a bot publishes");
+            }
             bots.push(bot);
         }
     }
@@ -136,7 +204,8 @@ async fn main() {
     loop {
         let ready = bots.iter().all(|b| {
             let stats = b.stats();
-            stats.len() == a.bots - 1 && stats.iter().all(|s| s.connected && s.packets() > 0)
+            stats.len() == a.publishers - usize::from(b.published_stream().is_some())
+                && stats.iter().all(|s| s.connected && s.packets() > 0)
         });
         if ready {
             break;
@@ -269,13 +338,7 @@ async fn main() {
         ms(pct(&joined, 0.5)),
         ms(joined.last().copied().unwrap_or_default())
     );
-    let _ = rest.fetch().await;
-    let kept = (0..a.sessions).all(|s| {
-        rest.active_sessions()
-            .into_iter()
-            .find(|x| x.id().as_str() == format!("failover{s}"))
-            .is_some_and(|x| x.connections().len() >= a.bots)
-    });
+    let kept = sessions_kept(&rest, &a).await;
     println!("sessions and connections kept: {}", if kept { "yes" } else { "NO" });
     println!(
         "goal: re-bind p99 <= 1.5 s: {}; media gap 0 (no subscription silent above 200 ms): {}",
@@ -283,4 +346,46 @@ async fn main() {
         if over(&during) == 0 { "MET" } else { "NOT MET" }
     );
     drop(newcomers);
+
+    // kill -9 one media node: its sessions are rebuilt on the other one.
+    const GRACE: Duration = Duration::from_secs(1); // OPENVIDU_MEDIA_NODE_GRACE of tests/ha/cluster.rs
+    let mut resumes = Resumes::default();
+    resumes.sample(&bots, Instant::now());
+    cluster.nodes[1].kill();
+    let crashed = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        resumes.sample(&bots, now);
+        let settled = now.duration_since(crashed) > Duration::from_secs(3) && resumes.silent(now) == 0;
+        if settled || now.duration_since(crashed) > Duration::from_secs(20) {
+            break;
+        }
+    }
+    let mut back: Vec<Duration> = resumes.resumed.values().map(|t| t.duration_since(crashed)).collect();
+    back.sort();
+    let still = resumes.silent(Instant::now());
+    let total = resumes.last.len();
+    println!(
+        "media node killed: {} of {total} subscriptions went silent; media again from the kill: p50 {}, p99 {}, \
+         max {}; still silent after 20 s: {still}",
+        back.len() + still,
+        ms(pct(&back, 0.5)),
+        ms(pct(&back, 0.99)),
+        ms(back.last().copied().unwrap_or_default())
+    );
+    let rebuild = back.last().copied().unwrap_or_default().saturating_sub(GRACE);
+    println!(
+        "media-node rebuild (from the kill minus the {} s grace, i.e. from nodeCrashed): p50 {}, max {}",
+        GRACE.as_secs(),
+        ms(pct(&back, 0.5).saturating_sub(GRACE)),
+        ms(rebuild)
+    );
+    let kept = sessions_kept(&rest, &a).await;
+    println!("sessions and connections kept after the media-node kill: {}", if kept { "yes" } else { "NO" });
+    println!(
+        "goal: media-node rebuild <= 3 s: {}",
+        if !back.is_empty() && still == 0 && rebuild <= Duration::from_secs(3) { "MET" } else { "NOT MET" }
+    );
 }

@@ -43,7 +43,7 @@
 //! publisher republished on another one). Each success comes as
 //! [`ParticipantEvent::MediaReconnected`]; the stream ids and the receive statistics go on.
 //!
-//! - The publisher: when its connection is `Failed`, or `Disconnected` for 1 s, it republishes
+//! - The publisher: when its connection is `Failed`, or `Disconnected` for 0.5 s, it republishes
 //!   the same stream (same tracks and media source, new offer, `reconnectStream{stream,
 //!   sdpString}`), again every second while that fails, until it works, the stream is
 //!   unpublished or the participant leaves. [`Participant::reconnect_publisher`] does it on
@@ -60,7 +60,7 @@
 //!   reconnection the last one wins.
 //! - ICE notices a silent peer fast: consent checks every 500 ms, `Disconnected` after 1.5 s
 //!   without a packet from it, `Failed` 5 s later (the webrtc crate's defaults: 2 s, 5 s and
-//!   25 s more). A dead media node is thus noticed in about 2.5 s by its publishers and 3.5 s
+//!   25 s more). A dead media node is thus noticed in about 2 s by its publishers and 3.5 s
 //!   by its subscribers (when the server does not push them a new connection first).
 //!
 //! ## Where it differs from openvidu-browser
@@ -68,7 +68,7 @@
 //! - A dropped socket is re-bound with `connect` ([`Participant::reconnect_socket`], and
 //!   automatically when the socket fails); the peer connections do not depend on it, so they
 //!   are not renegotiated after it (openvidu-browser reconnects its broken streams then).
-//! - ICE timeouts are shorter (above), and the publisher waits 1 s, a subscription 2 s (not
+//! - ICE timeouts are shorter (above), and the publisher waits 0.5 s, a subscription 2 s (not
 //!   4 s) for a `Disconnected` connection to come back before reconnecting it. A reconnection
 //!   that fails is retried every second (openvidu-browser tries once per ICE failure).
 //! - Filters, `videoData` and `streamPropertyChanged` requests are not sent.
@@ -125,13 +125,15 @@ use rpc::{Inbound, Rpc, lock};
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// Events kept for [`Participant::next_event`] before the oldest are dropped.
 const MAX_QUEUED_EVENTS: usize = 4096;
-/// Attempts to re-establish a failed socket, one per second (the server keeps a participant for
-/// its reconnection window, 10 s by default).
-const AUTO_RECONNECT_ATTEMPTS: u32 = 8;
+/// The pauses before each attempt to re-establish a failed socket: at once, then sooner than
+/// once a second at first (a load balancer may still send the first attempts to a master that
+/// just died), 8.25 s in all (the server keeps a participant for its reconnection window, 10 s by
+/// default).
+const AUTO_RECONNECT_PAUSES_MS: [u64; 11] = [0, 100, 150, 250, 500, 750, 1000, 1000, 1500, 1500, 1500];
 /// The pause between two attempts of a media reconnection.
 const MEDIA_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the publisher's connection may stay `Disconnected` before it is republished.
-const PUBLISHER_DISCONNECTED_GRACE: Duration = Duration::from_secs(1);
+const PUBLISHER_DISCONNECTED_GRACE: Duration = Duration::from_millis(500);
 /// How long a subscription's connection may stay `Disconnected` before it is renegotiated.
 const SUBSCRIBER_DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
 /// How often a watchdog looks again at a connection that stays broken.
@@ -1249,13 +1251,11 @@ impl Participant {
 
     async fn auto_reconnect(self) {
         let mut last_error = String::new();
-        for attempt in 0..AUTO_RECONNECT_ATTEMPTS {
+        for pause in AUTO_RECONNECT_PAUSES_MS {
             if self.is_closed() {
                 return;
             }
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+            tokio::time::sleep(Duration::from_millis(pause)).await;
             match self.reconnect_socket().await {
                 Ok(()) => {
                     self.inner.events.push(ParticipantEvent::Reconnected);

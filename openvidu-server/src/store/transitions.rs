@@ -2,6 +2,10 @@
 //! session's whole state ([`SessionDoc`]), so that every store implementation applies the same
 //! rules: the in-memory store under its lock, the Redis store between a read and a
 //! compare-and-set.
+//!
+//! Contract of every transition: one that fails changes nothing. The in-memory store applies them
+//! to the live session and the Redis store applies a queued group of them one after the other, so
+//! a refusal must not leave half a change behind.
 
 use std::collections::HashMap;
 
@@ -154,19 +158,23 @@ pub(crate) fn add_publisher(
 
 /// Removes a published stream and every subscription to it.
 pub(crate) fn remove_publisher(doc: &mut SessionDoc, stream: &StreamId) -> Result<Unpublished, StoreError> {
-    let mut found = None;
+    let (at, i) = doc
+        .snapshot
+        .connections
+        .iter()
+        .enumerate()
+        .find_map(|(at, c)| Some((at, c.publishers.iter().position(|p| &p.stream_id == stream)?)))
+        .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+    let owner = &mut doc.snapshot.connections[at];
+    let (owner, publisher) = (owner.id.clone(), owner.publishers.remove(i));
     let mut subscribers = Vec::new();
     for c in &mut doc.snapshot.connections {
-        if let Some(i) = c.publishers.iter().position(|p| &p.stream_id == stream) {
-            found = Some((c.id.clone(), c.publishers.remove(i)));
-        }
         let before = c.subscribers.len();
         c.subscribers.retain(|sub| &sub.stream_id != stream);
         if c.subscribers.len() != before {
             subscribers.push(c.id.clone());
         }
     }
-    let (owner, publisher) = found.ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
     Ok(Unpublished { owner, publisher, subscribers })
 }
 

@@ -40,6 +40,8 @@ start_openvidu_server() {
   fi
   local secret url deadline
   secret="e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+  # The readiness loop reads server.out at once: it must exist before the server writes it.
+  : >"$work/server.out"
   env OPENVIDU_SECRET="$secret" HTTPS_PORT=0 DOMAIN_OR_PUBLIC_IP=127.0.0.1 "$@" \
     "$bin" >"$work/server.out" 2>"$work/server.err" </dev/null &
   server_pid=$!

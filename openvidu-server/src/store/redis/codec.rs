@@ -55,6 +55,8 @@ pub(super) struct Decoded {
     pub doc: SessionDoc,
     /// Each connection's creation sequence number (kept when the connection is rewritten).
     pub seqs: HashMap<ConnectionId, u64>,
+    /// The highest of `seqs` (a new connection gets a higher one).
+    pub last_seq: u64,
 }
 
 /// Parses the hash fields stored for session `id` (`HGETALL`); no fields is no session, and
@@ -99,6 +101,7 @@ pub(super) fn decode(id: &SessionId, fields: Vec<(String, String)>) -> Result<Op
         return Err(bad(format!("it holds session {}", session.id)));
     }
     parts.sort_by(|a, b| (a.seq, &a.connection.id).cmp(&(b.seq, &b.connection.id)));
+    let last_seq = parts.last().map_or(0, |p| p.seq);
     let mut seqs = HashMap::with_capacity(parts.len());
     let mut tokens = Vec::new();
     let mut connections = Vec::with_capacity(parts.len());
@@ -109,7 +112,12 @@ pub(super) fn decode(id: &SessionId, fields: Vec<(String, String)>) -> Result<Op
         }
         connections.push(Connection::from(part.connection));
     }
-    Ok(Some(Decoded { version, doc: SessionDoc::from_parts(SessionSnapshot { session, connections }, tokens), seqs }))
+    Ok(Some(Decoded {
+        version,
+        doc: SessionDoc::from_parts(SessionSnapshot { session, connections }, tokens),
+        seqs,
+        last_seq,
+    }))
 }
 
 /// A connection's field.

@@ -12,20 +12,29 @@
 //! with a Lua compare-and-set on the version. The session as last seen is kept by this master after
 //! each write, so a master updating its own sessions makes **one round trip** per call; when
 //! another master changed the session meanwhile, the script answers the session as it is now and
-//! the transition is applied again (bounded, with jittered backoff under contention). Tasks of one
-//! master that update the same session queue on a local lock first, so only masters race each
-//! other. Creation and deletion are Lua scripts too. Every Redis command is bounded by a timeout
+//! the transition is applied again (bounded, with jittered backoff under contention).
+//!
+//! Transitions are **committed in groups** ([`commit`]): each call queues its transition and
+//! waits for the outcome; one task per store takes everything queued, applies each session's
+//! transitions in queue order and sends one compare-and-set per session, all in one pipeline, so
+//! N concurrent calls cost one round trip instead of N, and only masters race each other. A
+//! refusal found on the session as last seen is confirmed by the same compare-and-set (the version
+//! still matches, so it was current).
+//! Creation and deletion are Lua scripts too. Every Redis command is bounded by a timeout
 //! and every failure (refused, timed out, reply of the wrong shape) is
 //! [`StoreError::Unavailable`]; the `ConnectionManager` reconnects by itself, so the store works
 //! again as soon as Redis is back.
 
+mod batch;
 mod codec;
+mod commit;
 mod conn;
 
 pub(crate) use conn::{RedisConn, RedisTarget};
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::{RedisResult, Script};
@@ -33,6 +42,7 @@ use async_trait::async_trait;
 use openvidu_core::id::{ConnectionId, SessionId, StreamId, TokenId};
 use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Publisher, Session, Subscriber};
 
+use self::batch::{Batches, Queued, Touched};
 use self::codec::Decoded;
 use super::transitions::{self, SessionDoc};
 use super::{ConnectionUpdate, SessionSnapshot, Store, StoreError, StreamProperty, Unpublished};
@@ -42,9 +52,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Attempts of one compare-and-set transition before giving up under contention.
 const MAX_ATTEMPTS: u32 = 16;
-
-/// Local locks serializing this process's updates of one session (by hash of its id).
-const LOCAL_LOCKS: usize = 256;
 
 /// The Lua scripts, loaded once per store (and again by the client after a Redis restart).
 struct Scripts {
@@ -62,25 +69,6 @@ impl Scripts {
             remove: Script::new(include_str!("remove.lua")),
             remove_if: Script::new(include_str!("remove_if.lua")),
         }
-    }
-}
-
-/// The parts of a session a transition changed, to be written back.
-#[derive(Debug, Default)]
-struct Touched {
-    /// The session itself (not its connections).
-    session: bool,
-    /// Connections created, changed or removed.
-    connections: Vec<ConnectionId>,
-}
-
-impl Touched {
-    fn session() -> Self {
-        Self { session: true, connections: Vec::new() }
-    }
-
-    fn connection(id: &ConnectionId) -> Self {
-        Self { session: false, connections: vec![id.clone()] }
     }
 }
 
@@ -119,18 +107,23 @@ impl Seen {
 
 /// State in Redis, shared by every master connected to the same Redis and prefix.
 pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+/// What the store and its committing tasks share.
+struct Inner {
     conn: RedisConn,
     prefix: String,
     sessions_key: String,
     timeout: Duration,
     scripts: Scripts,
-    locks: Box<[tokio::sync::Mutex<()>]>,
+    batches: Batches,
     seen: Seen,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).field("timeout", &self.timeout).finish()
+        f.debug_struct("RedisStore").field("prefix", &self.inner.prefix).field("timeout", &self.inner.timeout).finish()
     }
 }
 
@@ -145,36 +138,52 @@ impl RedisStore {
     /// [`connect`](Self::connect) with another bound on each Redis command.
     pub async fn connect_with_timeout(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         let conn = RedisConn::open(url, timeout).await?;
-        let store = Self {
+        let inner = Inner {
             conn,
             prefix: prefix.to_owned(),
             sessions_key: format!("{prefix}sessions"),
             timeout,
             scripts: Scripts::new(),
-            locks: (0..LOCAL_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            batches: Batches::default(),
             seen: Seen::default(),
         };
-        let mut con = store.conn.con();
-        let pong: String = store.call("PING", ::redis::cmd("PING").query_async(&mut con)).await?;
+        let mut con = inner.conn.con();
+        let pong: String = inner.call("PING", ::redis::cmd("PING").query_async(&mut con)).await?;
         if pong != "PONG" {
             return Err(StoreError::Unavailable(format!("Redis answered {pong:?} to PING")));
         }
         tracing::info!(prefix, "connected to Redis");
-        Ok(store)
+        Ok(Self { inner: Arc::new(inner) })
     }
 
+    /// Applies `f` to the session atomically and writes back the parts `touched` names (from
+    /// what `f` returned). A missing session is `missing`; an `Err` from `f` writes nothing.
+    ///
+    /// The transition is queued and committed with whatever else is queued (see [`commit`]); `f`
+    /// may run more than once, on the session as this master last saw it and again on the session
+    /// as Redis answered it.
+    async fn transition<R: Send + 'static>(
+        &self,
+        id: &SessionId,
+        missing: impl Fn() -> StoreError + Send + 'static,
+        f: impl FnMut(&mut SessionDoc) -> Result<R, StoreError> + Send + 'static,
+        touched: impl Fn(&R) -> Touched + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        if self.inner.batches.push(id, Box::new(Queued::new(f, touched, missing, reply))) {
+            tokio::spawn(self.inner.clone().commit_queued());
+        }
+        match outcome.await {
+            Ok(out) => out,
+            Err(_) => Err(StoreError::Unavailable(format!("session {id}: the update was dropped"))),
+        }
+    }
+}
+
+impl Inner {
     /// The key of a session's document.
     fn key(&self, id: &SessionId) -> String {
         format!("{}session:{id}", self.prefix)
-    }
-
-    /// The local lock of a session's updates.
-    fn lock_of(&self, id: &SessionId) -> &tokio::sync::Mutex<()> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut h);
-        // The modulo keeps the index below the slice's length.
-        &self.locks[(h.finish() % self.locks.len() as u64) as usize]
     }
 
     /// Runs one Redis command within the timeout; any failure is `Unavailable`.
@@ -216,6 +225,12 @@ impl RedisStore {
 
     /// Reads the hashes of `ids` in one round trip; vanished ones are `None`.
     async fn read_many(&self, ids: &[SessionId]) -> Result<Vec<Option<Decoded>>, StoreError> {
+        self.read_each(ids).await?.into_iter().collect()
+    }
+
+    /// Reads the hashes of `ids` in one round trip, each decoded on its own (one malformed
+    /// session does not fail the others).
+    async fn read_each(&self, ids: &[SessionId]) -> Result<Vec<Result<Option<Decoded>, StoreError>>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -232,21 +247,17 @@ impl RedisStore {
                 ids.len()
             )));
         }
-        ids.iter().zip(replies).map(|(id, fields)| codec::decode(id, fields)).collect()
+        Ok(ids.iter().zip(replies).map(|(id, fields)| codec::decode(id, fields)).collect())
     }
 
-    /// Writes the `touched` parts of `seen` if the session is still at `seen.version`; otherwise
-    /// answers the session as it is now (`Err(None)` when it is gone).
-    async fn write(
-        &self,
-        id: &SessionId,
-        seen: &mut Decoded,
-        touched: &Touched,
-    ) -> Result<Result<(), Option<Decoded>>, StoreError> {
-        let mut script = self.scripts.write.key(self.key(id));
-        script.arg(seen.version.to_string());
+    /// The write script's call that writes the `touched` parts of `seen` if the session is still
+    /// at `seen.version` (it answers `ok`), or answers the session as it is now (`stale`, then
+    /// its hash, empty when it is gone). Gives new connections their sequence numbers.
+    fn write_cmd(&self, id: &SessionId, seen: &mut Decoded, touched: &Touched) -> Result<::redis::Cmd, StoreError> {
         let mut set = Vec::new();
         let mut delete = Vec::new();
+        // Connections created by this write come after every other, in the order they were made.
+        let mut next_seq = seen.last_seq.max(seen.version) + 1;
         if touched.session {
             set.push((codec::SESSION.to_owned(), codec::encode_session(&seen.doc.snapshot.session)?));
         }
@@ -255,7 +266,11 @@ impl RedisStore {
             // From the end: a connection just created is the last one.
             match seen.doc.snapshot.connections.iter().rev().find(|c| &c.id == cid) {
                 Some(c) => {
-                    let seq = *seen.seqs.entry(cid.clone()).or_insert(seen.version + 1);
+                    let seq = *seen.seqs.entry(cid.clone()).or_insert_with(|| {
+                        seen.last_seq = next_seq;
+                        next_seq += 1;
+                        seen.last_seq
+                    });
                     set.push((field, codec::encode_connection(c, seen.doc.token_of(cid), seq)?));
                 }
                 None => {
@@ -264,85 +279,15 @@ impl RedisStore {
                 }
             }
         }
-        script.arg(set.len());
+        let mut cmd = ::redis::cmd("EVALSHA");
+        cmd.arg(self.scripts.write.get_hash()).arg(1).arg(self.key(id)).arg(seen.version).arg(set.len());
         for (field, value) in &set {
-            script.arg(field).arg(value);
+            cmd.arg(field).arg(value);
         }
         for field in &delete {
-            script.arg(field);
+            cmd.arg(field);
         }
-        let mut con = self.conn.con();
-        let reply: Vec<String> = self.call("EVALSHA write", script.invoke_async(&mut con)).await?;
-        match reply.split_first() {
-            Some((status, [])) if status == "ok" => {
-                if !set.is_empty() || !delete.is_empty() {
-                    seen.version += 1;
-                }
-                Ok(Ok(()))
-            }
-            Some((status, fields)) if status == "stale" && fields.len() % 2 == 0 => {
-                let pairs = fields.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-                Ok(Err(codec::decode(id, pairs)?))
-            }
-            _ => Err(StoreError::Unavailable(format!("session {id}: unexpected reply of the write script"))),
-        }
-    }
-
-    /// Applies `f` to the session atomically and writes back the parts `touched` names (from
-    /// what `f` returned). A missing session is `missing`; an `Err` from
-    /// `f` writes nothing.
-    ///
-    /// `f` runs on the session as this master last saw it, when it has it: one round trip, which
-    /// also checks that nobody changed the session meanwhile; if somebody did, `f` runs again on
-    /// the session as Redis answered it.
-    async fn transition<R: Send>(
-        &self,
-        id: &SessionId,
-        missing: impl Fn() -> StoreError + Send + Sync,
-        mut f: impl FnMut(&mut SessionDoc) -> Result<R, StoreError> + Send,
-        touched: impl Fn(&R) -> Touched + Send + Sync,
-    ) -> Result<R, StoreError> {
-        let Ok(_queued) = tokio::time::timeout(self.timeout, self.lock_of(id).lock()).await else {
-            tracing::warn!(session_id = %id, "updates of this session are stuck behind a slow Redis");
-            return Err(StoreError::Unavailable(format!("session {id}: earlier updates still waiting for Redis")));
-        };
-        let mut next = self.seen.take(id).map(|seen| (seen, false));
-        for attempt in 0..MAX_ATTEMPTS {
-            let (mut seen, fresh) = match next.take() {
-                Some(s) => s,
-                None => match self.read(id).await? {
-                    Some(seen) => (seen, true),
-                    None => return Err(missing()),
-                },
-            };
-            #[cfg(debug_assertions)]
-            let before = seen.doc.clone();
-            let out = match f(&mut seen.doc) {
-                Ok(out) => out,
-                // A refusal of the session as last seen may be stale: ask Redis.
-                Err(_) if !fresh => continue,
-                Err(e) => return Err(e),
-            };
-            let parts = touched(&out);
-            #[cfg(debug_assertions)]
-            check_touched(&before, &seen.doc, &parts);
-            match self.write(id, &mut seen, &parts).await? {
-                Ok(()) => {
-                    self.seen.put(id.clone(), seen);
-                    return Ok(out);
-                }
-                Err(None) => return Err(missing()),
-                Err(Some(now)) => {
-                    tracing::debug!(session_id = %id, attempt, "session changed concurrently, applying again");
-                    if attempt > 0 {
-                        backoff(attempt).await;
-                    }
-                    next = Some((now, true));
-                }
-            }
-        }
-        tracing::warn!(session_id = %id, attempts = MAX_ATTEMPTS, "too many concurrent updates of one session");
-        Err(StoreError::Unavailable(format!("session {id}: too many concurrent updates ({MAX_ATTEMPTS} attempts)")))
+        Ok(cmd)
     }
 
     /// Removes a never-activated session older than `created_before`, unless it changed in a
@@ -413,7 +358,8 @@ async fn backoff(attempt: u32) {
 }
 
 /// The error of a method whose session does not exist.
-fn not_found(id: &SessionId) -> impl Fn() -> StoreError + Send + Sync + '_ {
+fn not_found(id: &SessionId) -> impl Fn() -> StoreError + Send + 'static {
+    let id = id.clone();
     move || StoreError::SessionNotFound(id.clone())
 }
 
@@ -422,14 +368,16 @@ impl Store for RedisStore {
     async fn create_session(&self, session: Session) -> Result<(), StoreError> {
         let id = session.id.clone();
         let raw = codec::encode_session(&session)?;
-        let mut con = self.conn.con();
+        let mut con = self.inner.conn.con();
         let created: i64 = self
+            .inner
             .call(
                 "EVALSHA create",
-                self.scripts
+                self.inner
+                    .scripts
                     .create
-                    .key(self.key(&id))
-                    .key(&self.sessions_key)
+                    .key(self.inner.key(&id))
+                    .key(&self.inner.sessions_key)
                     .arg(raw)
                     .arg(id.as_str())
                     .invoke_async(&mut con),
@@ -437,7 +385,9 @@ impl Store for RedisStore {
             .await?;
         if created == 1 {
             tracing::debug!(session_id = %id, "session created in Redis");
-            self.seen.put(id, Decoded { version: 1, doc: SessionDoc::new(session), seqs: HashMap::new() });
+            self.inner
+                .seen
+                .put(id, Decoded { version: 1, doc: SessionDoc::new(session), seqs: HashMap::new(), last_seq: 0 });
             Ok(())
         } else {
             Err(StoreError::SessionExists(id))
@@ -445,26 +395,33 @@ impl Store for RedisStore {
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError> {
-        Ok(self.read(id).await?.map(|s| s.doc.snapshot))
+        Ok(self.inner.read(id).await?.map(|s| s.doc.snapshot))
     }
 
     async fn sessions(&self) -> Result<Vec<SessionSnapshot>, StoreError> {
-        let ids = self.ids().await?;
+        let ids = self.inner.ids().await?;
         let mut all: Vec<SessionSnapshot> =
-            self.read_many(&ids).await?.into_iter().flatten().map(|s| s.doc.snapshot).collect();
+            self.inner.read_many(&ids).await?.into_iter().flatten().map(|s| s.doc.snapshot).collect();
         transitions::sort_sessions(&mut all);
         Ok(all)
     }
 
     async fn remove_session(&self, id: &SessionId) -> Result<Option<SessionSnapshot>, StoreError> {
-        let mut con = self.conn.con();
+        let mut con = self.inner.conn.con();
         let removed: Vec<(String, String)> = self
+            .inner
             .call(
                 "EVALSHA remove",
-                self.scripts.remove.key(self.key(id)).key(&self.sessions_key).arg(id.as_str()).invoke_async(&mut con),
+                self.inner
+                    .scripts
+                    .remove
+                    .key(self.inner.key(id))
+                    .key(&self.inner.sessions_key)
+                    .arg(id.as_str())
+                    .invoke_async(&mut con),
             )
             .await?;
-        self.seen.forget(id);
+        self.inner.seen.forget(id);
         // Removed even if it turns out unreadable: the error then says what was lost.
         let removed = codec::decode(id, removed)?;
         if removed.is_some() {
@@ -474,12 +431,12 @@ impl Store for RedisStore {
     }
 
     async fn remove_inactive_sessions(&self, created_before: Millis) -> Result<Vec<Session>, StoreError> {
-        let ids = self.ids().await?;
-        let docs = self.read_many(&ids).await?;
+        let ids = self.inner.ids().await?;
+        let docs = self.inner.read_many(&ids).await?;
         let mut removed = Vec::new();
         for (id, found) in ids.iter().zip(docs) {
             let Some(found) = found else { continue };
-            if let Some(session) = self.collect(id, found, created_before).await? {
+            if let Some(session) = self.inner.collect(id, found, created_before).await? {
                 tracing::debug!(session_id = %id, "inactive session collected");
                 removed.push(session);
             }
@@ -493,8 +450,8 @@ impl Store for RedisStore {
         self.transition(
             &session,
             not_found(&session),
-            |d| transitions::create_connection(d, connection.clone(), token.clone()),
-            |_| Touched::connection(&id),
+            move |d| transitions::create_connection(d, connection.clone(), token.clone()),
+            move |_| Touched::connection(&id),
         )
         .await
     }
@@ -504,11 +461,12 @@ impl Store for RedisStore {
         session: &SessionId,
         connection: &ConnectionId,
     ) -> Result<Connection, StoreError> {
+        let (connection, touched) = (connection.clone(), connection.clone());
         self.transition(
             session,
             not_found(session),
-            |d| transitions::remove_connection(d, connection),
-            |_| Touched::connection(connection),
+            move |d| transitions::remove_connection(d, &connection),
+            move |_| Touched::connection(&touched),
         )
         .await
     }
@@ -519,10 +477,11 @@ impl Store for RedisStore {
         token: &TokenId,
         info: ActiveInfo,
     ) -> Result<Connection, StoreError> {
+        let token = token.clone();
         self.transition(
             session,
             || StoreError::TokenNotFound,
-            |d| transitions::activate_connection(d, token, info.clone()),
+            move |d| transitions::activate_connection(d, &token, info.clone()),
             |c| Touched { session: true, connections: vec![c.id.clone()] },
         )
         .await
@@ -535,11 +494,12 @@ impl Store for RedisStore {
         role: Option<OpenViduRole>,
         record: Option<bool>,
     ) -> Result<ConnectionUpdate, StoreError> {
+        let (connection, touched) = (connection.clone(), connection.clone());
         self.transition(
             session,
             not_found(session),
-            |d| transitions::update_connection(d, connection, role, record),
-            |u| if u.changed { Touched::connection(connection) } else { Touched::default() },
+            move |d| transitions::update_connection(d, &connection, role, record),
+            move |u| if u.changed { Touched::connection(&touched) } else { Touched::default() },
         )
         .await
     }
@@ -550,20 +510,22 @@ impl Store for RedisStore {
         connection: &ConnectionId,
         publisher: Publisher,
     ) -> Result<(), StoreError> {
+        let (connection, touched) = (connection.clone(), connection.clone());
         self.transition(
             session,
             not_found(session),
-            |d| transitions::add_publisher(d, connection, publisher.clone()),
-            |_| Touched::connection(connection),
+            move |d| transitions::add_publisher(d, &connection, publisher.clone()),
+            move |_| Touched::connection(&touched),
         )
         .await
     }
 
     async fn remove_publisher(&self, session: &SessionId, stream: &StreamId) -> Result<Unpublished, StoreError> {
+        let stream = stream.clone();
         self.transition(
             session,
             not_found(session),
-            |d| transitions::remove_publisher(d, stream),
+            move |d| transitions::remove_publisher(d, &stream),
             |u| {
                 let mut connections = u.subscribers.clone();
                 connections.push(u.owner.clone());
@@ -579,11 +541,12 @@ impl Store for RedisStore {
         connection: &ConnectionId,
         subscriber: Subscriber,
     ) -> Result<(), StoreError> {
+        let (connection, touched) = (connection.clone(), connection.clone());
         self.transition(
             session,
             not_found(session),
-            |d| transitions::add_subscriber(d, connection, subscriber.clone()),
-            |_| Touched::connection(connection),
+            move |d| transitions::add_subscriber(d, &connection, subscriber.clone()),
+            move |_| Touched::connection(&touched),
         )
         .await
     }
@@ -594,11 +557,13 @@ impl Store for RedisStore {
         connection: &ConnectionId,
         stream: &StreamId,
     ) -> Result<Subscriber, StoreError> {
+        let (connection, touched) = (connection.clone(), connection.clone());
+        let stream = stream.clone();
         self.transition(
             session,
             not_found(session),
-            |d| transitions::remove_subscriber(d, connection, stream),
-            |_| Touched::connection(connection),
+            move |d| transitions::remove_subscriber(d, &connection, &stream),
+            move |_| Touched::connection(&touched),
         )
         .await
     }
@@ -607,8 +572,8 @@ impl Store for RedisStore {
         self.transition(
             session,
             not_found(session),
-            |d| transitions::set_recording(d, recording),
-            |was| if *was == recording { Touched::default() } else { Touched::session() },
+            move |d| transitions::set_recording(d, recording),
+            move |was| if *was == recording { Touched::default() } else { Touched::session() },
         )
         .await
     }
@@ -619,10 +584,11 @@ impl Store for RedisStore {
         stream: &StreamId,
         property: StreamProperty,
     ) -> Result<ConnectionId, StoreError> {
+        let stream = stream.clone();
         self.transition(
             session,
             not_found(session),
-            |d| transitions::set_stream_property(d, stream, property.clone()),
+            move |d| transitions::set_stream_property(d, &stream, property.clone()),
             Touched::connection,
         )
         .await

@@ -241,6 +241,80 @@ async fn concurrent_updates_of_one_session_all_land() {
     assert_eq!(a.session(&sid).await.unwrap().unwrap().connections.len(), 64, "no update is lost");
 }
 
+/// `EVALSHA` calls Redis has served so far.
+async fn evalsha_calls(url: &str) -> u64 {
+    let client = ::redis::Client::open(url).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = ::redis::cmd("INFO").arg("commandstats").query_async(&mut con).await.unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Concurrent transitions of one session on one master are committed in groups: fewer writes
+/// than calls, every call answered with its own outcome (a refusal among them refuses only
+/// itself), and Redis holds the connections in the order the master created them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transitions_of_a_session_are_committed_in_groups() {
+    let redis = RedisProcess::start();
+    let store = Arc::new(RedisStore::connect(&redis.url(), "ov:").await.unwrap());
+    let ids = Arc::new(SequentialIds::default());
+    let sid = ids.session_id();
+    store.create_session(Session::new(sid.clone(), 1, SessionProperties::default())).await.unwrap();
+    let before = evalsha_calls(&redis.url()).await;
+
+    const CALLS: usize = 64;
+    let tasks: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let (store, sid, ids) = (store.clone(), sid.clone(), ids.clone());
+            tokio::spawn(async move {
+                if i % 8 == 7 {
+                    // Refused: no such connection.
+                    let r = store.remove_connection(&sid, &ids.connection_id()).await;
+                    assert!(matches!(r, Err(StoreError::ConnectionNotFound(_))), "{r:?}");
+                    None
+                } else {
+                    let conn = Connection::pending(ids.connection_id(), sid, 2, ConnectionProperties::default(), None);
+                    store.create_connection(conn.clone(), ids.token_id()).await.unwrap();
+                    Some(conn.id)
+                }
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for t in tasks {
+        created.extend(t.await.unwrap());
+    }
+    let writes = evalsha_calls(&redis.url()).await - before;
+    assert!(writes < CALLS as u64, "{writes} writes for {CALLS} calls: nothing was grouped");
+
+    // Read by another master: every creation landed, in the order of this master's view.
+    let other = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let stored = other.session(&sid).await.unwrap().unwrap();
+    assert_eq!(stored.connections.len(), created.len());
+    let mine = store.inner.seen.take(&sid).expect("the last view is kept");
+    assert_eq!(stored, mine.doc.snapshot, "Redis holds the connections in creation order");
+}
+
+/// Redis forgets its scripts when it restarts (or on `SCRIPT FLUSH`): the write script is loaded
+/// again and the transition goes through.
+#[tokio::test]
+async fn a_forgotten_script_is_loaded_again() {
+    let redis = RedisProcess::start();
+    let store = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let ids = SequentialIds::default();
+    let (sid, _) = session_with_token(&store, &ids).await;
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let () = ::redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut con).await.unwrap();
+    let conn = Connection::pending(ids.connection_id(), sid.clone(), 3, ConnectionProperties::default(), None);
+    store.create_connection(conn.clone(), ids.token_id()).await.unwrap();
+    let stored = store.session(&sid).await.unwrap().unwrap();
+    assert_eq!(stored.connections.len(), 2);
+    assert_eq!(stored.connections[1].id, conn.id);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_is_unavailable_then_recovers() {
     let mut redis = RedisProcess::start();

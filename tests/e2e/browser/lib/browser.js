@@ -13,9 +13,10 @@ const FLAGS = [
 ];
 
 // Starts the page server/proxy and the browser. Returns { browser, pages, newClient, close }.
-async function startBrowser() {
-  const target = new URL(OV_URL);
-  const pages = await startPageServer({ allowedTarget: `${target.hostname}:${target.port || 443}` });
+// target: "host:port" the browser's signalling sockets may reach (default: the server run.sh started).
+async function startBrowser({ target } = {}) {
+  const server = new URL(OV_URL);
+  const pages = await startPageServer({ allowedTarget: target || `${server.hostname}:${server.port || 443}` });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -171,8 +172,9 @@ class Client {
 
 // Runs `fn(env)` with a fresh browser; on failure, appends every client's diagnostics to the error.
 // Always closes the browser. Use one per test (a browser starts in well under a second).
-async function withBrowser(t, fn) {
-  const env = await startBrowser();
+// options: those of startBrowser.
+async function withBrowser(t, fn, options = {}) {
+  const env = await startBrowser(options);
   const made = [];
   const newClient = env.newClient.bind(env);
   env.newClient = async (...a) => { const c = await newClient(...a); made.push(c); return c; };
