@@ -15,6 +15,8 @@ async function joinTwo(env, { dataA = 'alice-data', dataB = 'bob-data' } = {}) {
   const infoB = await b.join(tokB.token, dataB);
   assert.equal(infoA.connectionId, tokA.connectionId, 'A joined as the connection its token belongs to');
   assert.equal(infoB.connectionId, tokB.connectionId, 'B joined as the connection its token belongs to');
+  // A learns of B by a notification: a test that drops A's socket next must not race it.
+  await a.waitEvent('connectionCreated', { connectionId: infoB.connectionId });
   return { sessionId, a, b, infoA, infoB };
 }
 
