@@ -180,8 +180,12 @@ impl Batches {
         self.lock().groups.drain().map(|(_, ops)| ops).collect()
     }
 
-    /// The committing task is gone (it unwound): the next push starts another.
-    pub fn stopped(&self) {
-        self.lock().running = false;
+    /// The committing task is gone (it unwound): the next push starts another. Returns what was
+    /// queued, for the caller to drop (each of those callers then gets `Unavailable`) rather than
+    /// leave it waiting for a push that may never come.
+    pub fn stopped(&self) -> Vec<Group> {
+        let mut q = self.lock();
+        q.running = false;
+        q.groups.drain().map(|(_, ops)| ops).collect()
     }
 }

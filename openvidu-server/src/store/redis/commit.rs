@@ -28,13 +28,14 @@ struct Write {
     changes: bool,
 }
 
-/// Lets the next call start a committing task if this one unwinds.
+/// If the committing task unwinds: lets the next call start another, and answers what was queued
+/// (dropped transitions answer `Unavailable`) instead of leaving it waiting.
 struct Running<'a>(&'a Inner);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.batches.stopped();
+            drop(self.0.batches.stopped());
         }
     }
 }
