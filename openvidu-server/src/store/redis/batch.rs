@@ -143,6 +143,12 @@ struct Queue {
     running: bool,
 }
 
+impl Queue {
+    fn drain(&mut self) -> Vec<Group> {
+        self.groups.drain().map(|(_, ops)| ops).collect()
+    }
+}
+
 impl Batches {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // Plain pushes and takes: a panic elsewhere leaves the queue consistent.
@@ -177,7 +183,7 @@ impl Batches {
 
     /// Everything queued, the committing task going on.
     pub fn drain(&self) -> Vec<Group> {
-        self.lock().groups.drain().map(|(_, ops)| ops).collect()
+        self.lock().drain()
     }
 
     /// The committing task is gone (it unwound): the next push starts another. Returns what was
@@ -186,6 +192,6 @@ impl Batches {
     pub fn stopped(&self) -> Vec<Group> {
         let mut q = self.lock();
         q.running = false;
-        q.groups.drain().map(|(_, ops)| ops).collect()
+        q.drain()
     }
 }

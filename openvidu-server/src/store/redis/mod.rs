@@ -12,7 +12,8 @@
 //! with a Lua compare-and-set on the version. The session as last seen is kept by this master after
 //! each write, so a master updating its own sessions makes **one round trip** per call; when
 //! another master changed the session meanwhile, the script answers the session as it is now and
-//! the transition is applied again (bounded, with jittered backoff under contention).
+//! the transition is applied again to that answer in the next round (at most [`MAX_ATTEMPTS`]
+//! times).
 //!
 //! Transitions are **committed in groups** ([`commit`]): each call queues its transition and
 //! waits for the outcome; one task per store takes everything queued, applies each session's
