@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use openvidu_core::id::{ConnectionId, SessionId};
 use openvidu_core::model::OpenViduRole;
 use openvidu_core::wire::rpc::{Notification, notification_frame};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::cluster::{Delivery, RemoteDelivery};
 
@@ -85,6 +85,30 @@ impl Participants {
                 rpc_id.to_owned(),
                 Participant { session, connection, role, epoch: 0, tx: Some(tx), detached_at: None },
             );
+        });
+    }
+
+    /// Points a participant registered with a holding channel (see `joinRoom`) at its socket:
+    /// what the holding channel received goes to the socket first, except the frames `told`
+    /// says the client already knows, then everything else goes straight to the socket. Done
+    /// under the registry's lock, which every sender takes, so the order is kept.
+    pub fn release(
+        &self,
+        rpc_id: &str,
+        tx: UnboundedSender<Outgoing>,
+        held: &mut UnboundedReceiver<Outgoing>,
+        told: impl Fn(&Outgoing) -> bool,
+    ) {
+        self.with(|s| {
+            // Also when it was removed meanwhile: its `Close` is among the held frames.
+            while let Ok(out) = held.try_recv() {
+                if !told(&out) {
+                    let _ = tx.send(out);
+                }
+            }
+            if let Some(p) = s.by_rpc.get_mut(rpc_id) {
+                p.tx = Some(tx);
+            }
         });
     }
 
@@ -298,5 +322,33 @@ mod tests {
         reg.remove(&c);
         assert_eq!(rx2.try_recv(), Ok(Outgoing::Close));
         assert!(reg.is_empty());
+    }
+
+    /// Notifications held during `joinRoom` reach the socket after the answer, in order, without
+    /// those the answer already told; later ones go straight to the socket.
+    #[test]
+    fn held_notifications_are_released_in_order() {
+        let reg = Participants::default();
+        let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
+        let c = ConnectionId::parse("con_A").unwrap();
+        reg.insert("rpc1", SessionId::parse("s").unwrap(), c.clone(), None, held_tx);
+        for error in ["one", "told", "two"] {
+            reg.notify(&c, &Notification::MediaError { error: error.into() });
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = tx.send(Outgoing::Frame("the answer".into()));
+        reg.release("rpc1", tx, &mut held_rx, |out| matches!(out, Outgoing::Frame(f) if f.contains("told")));
+        reg.notify(&c, &Notification::MediaError { error: "three".into() });
+        let frames: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|o| match o {
+                Outgoing::Frame(f) => f,
+                Outgoing::Close => "close".into(),
+            })
+            .collect();
+        assert_eq!(frames.len(), 4, "{frames:?}");
+        assert_eq!(frames[0], "the answer");
+        for (frame, word) in frames[1..].iter().zip(["one", "two", "three"]) {
+            assert!(frame.contains(word), "{frames:?}");
+        }
     }
 }

@@ -79,6 +79,9 @@ pub(crate) struct SocketState {
     pub tx: mpsc::UnboundedSender<Outgoing>,
     /// Candidates for our own publisher that arrived before `publishVideo`.
     pub pending_candidates: Vec<openvidu_media::IceCandidate>,
+    /// After `joinRoom`: the notifications that reached the participant before its answer was
+    /// sent, held so that none precedes the answer (see `rpc::join_room`).
+    pub held: Option<rpc::Held>,
 }
 
 /// A new JSON-RPC session id: 26 characters like kurento-jsonrpc's, from the CSPRNG, since it is
@@ -114,6 +117,7 @@ async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
         last_ping: Instant::now(),
         tx,
         pending_candidates: Vec::new(),
+        held: None,
     };
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     loop {

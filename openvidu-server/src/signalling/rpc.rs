@@ -19,6 +19,36 @@ use crate::service::{JoinError, OpenViduService, PublishRequest, ServiceError, n
 
 type RpcResult = Result<Value, RpcError>;
 
+/// The notifications a participant received between its registration in `joinRoom` and the
+/// answer, and what that answer told it (those notifications are then not sent again).
+pub(crate) struct Held {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
+    known: Known,
+}
+
+/// The connections and streams a `joinRoom` answer listed.
+struct Known {
+    connections: std::collections::HashSet<String>,
+    streams: std::collections::HashSet<String>,
+}
+
+impl Known {
+    /// Whether `out` is a `participantJoined` of a connection, or a `participantPublished` of
+    /// streams, that the `joinRoom` answer already listed.
+    fn told(&self, out: &Outgoing) -> bool {
+        let Outgoing::Frame(frame) = out else { return false };
+        let Ok(v) = serde_json::from_str::<Value>(frame) else { return false };
+        let params = &v["params"];
+        match v["method"].as_str() {
+            Some("participantJoined") => params["id"].as_str().is_some_and(|c| self.connections.contains(c)),
+            Some("participantPublished") => params["streams"].as_array().is_some_and(|streams| {
+                streams.iter().all(|st| st["id"].as_str().is_some_and(|id| self.streams.contains(id)))
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// Handles one text frame.
 pub(crate) async fn handle(svc: &OpenViduService, state: &mut SocketState, frame: &str) {
     let request = match Request::parse(frame) {
@@ -38,6 +68,9 @@ pub(crate) async fn handle(svc: &OpenViduService, state: &mut SocketState, frame
         }
     };
     let _ = state.tx.send(Outgoing::Frame(frame));
+    if let Some(Held { mut rx, known }) = state.held.take() {
+        svc.participants().release(&state.rpc_id, state.tx.clone(), &mut rx, |out| known.told(out));
+    }
 }
 
 fn not_joined() -> RpcError {
@@ -377,7 +410,13 @@ async fn join_room(svc: &OpenViduService, state: &mut SocketState, params: JoinR
             other => RpcError::new(ErrorCode::Generic, other.to_string()),
         })?;
     let role = connection.properties.role;
-    svc.participants().insert(&state.rpc_id, session.clone(), connection.id.clone(), Some(role), state.tx.clone());
+    // Notifications reach the participant from now on, but are held until the answer is sent
+    // (`handle` releases them): openvidu-browser drops a notification about a connection its
+    // answer has not introduced yet. The answer then describes the session as read after this
+    // point, so nothing published meanwhile is lost.
+    let (held_tx, held_rx) = tokio::sync::mpsc::unbounded_channel();
+    svc.participants().insert(&state.rpc_id, session.clone(), connection.id.clone(), Some(role), held_tx);
+    let snapshot = svc.session(&session).await.unwrap_or(snapshot);
     if let Some(cluster) = svc.cluster() {
         match cluster.sockets.claim(&state.rpc_id, &session, &connection.id, Some(role), &cluster.master_id).await {
             Ok(epoch) => svc.participants().set_epoch(&state.rpc_id, epoch),
@@ -398,7 +437,14 @@ async fn join_room(svc: &OpenViduService, state: &mut SocketState, params: JoinR
                 streams: (!c.publishers.is_empty()).then(|| c.publishers.iter().map(StreamEntry::from).collect()),
             }
         })
-        .collect();
+        .collect::<Vec<ExistingParticipant>>();
+    state.held = Some(Held {
+        rx: held_rx,
+        known: Known {
+            connections: value.iter().map(|p| p.id.to_string()).collect(),
+            streams: value.iter().flat_map(|p| p.streams.iter().flatten().map(|st| st.id.to_string())).collect(),
+        },
+    });
     let coturn_ip =
         url::Url::parse(svc.public_url()).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
     let result = JoinRoomResult {
