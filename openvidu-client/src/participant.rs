@@ -87,6 +87,7 @@ mod media;
 pub mod raw;
 mod reconnect;
 mod rpc;
+mod rtcp;
 mod stats;
 mod synthetic;
 mod tls;

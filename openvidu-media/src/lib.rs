@@ -72,6 +72,7 @@
 mod config;
 mod endpoint;
 mod engine;
+mod forward;
 mod keyframe;
 mod local;
 mod node;

@@ -18,11 +18,12 @@ use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 use crate::config::cap_kbps;
 use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
 use crate::engine::MediaEngine;
+use crate::forward::Forwarders;
 use crate::keyframe::{KeyframeLimiter, KeyframeOut};
 use crate::node::{EndpointId, IceCandidate, MediaError, PublishOptions};
 use crate::sdp;
 
-/// Packets buffered per subscriber before a slow one starts losing them.
+/// Packets buffered per tap (e.g. a recorder) before a slow one starts losing them.
 const FANOUT_CAPACITY: usize = 512;
 
 struct RemoteSource {
@@ -35,6 +36,9 @@ pub(crate) struct TrackFanout {
     pub(crate) kind: RtpCodecKind,
     /// The codec the publisher sends, with its payload type on the publisher's leg.
     pub(crate) codec: RTCRtpCodecParameters,
+    /// The subscribers' legs, written by the task that reads the publisher's track.
+    pub(crate) forwarders: Forwarders,
+    /// Taps that read at their own pace (recorders).
     packets: broadcast::Sender<rtp::Packet>,
     keyframes: Option<mpsc::UnboundedSender<()>>,
     remote: Mutex<Option<RemoteSource>>,
@@ -53,6 +57,7 @@ impl TrackFanout {
         let fanout = Arc::new(Self {
             kind,
             codec,
+            forwarders: Forwarders::default(),
             packets: broadcast::channel(FANOUT_CAPACITY).0,
             keyframes,
             remote: Mutex::new(None),
@@ -62,12 +67,7 @@ impl TrackFanout {
         (fanout, rx)
     }
 
-    /// A receiver of every packet the publisher sends from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<rtp::Packet> {
-        self.packets.subscribe()
-    }
-
-    /// The fan-out's sender (to make more receivers later, e.g. for a recorder).
+    /// The taps' sender (to make receivers of every packet from then on, e.g. for a recorder).
     pub(crate) fn sender(&self) -> broadcast::Sender<rtp::Packet> {
         self.packets.clone()
     }
@@ -96,8 +96,13 @@ impl TrackFanout {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
                         fanout.received.fetch_add(1, Ordering::Relaxed);
-                        // No receivers (no subscriber yet) is fine.
-                        let _ = fanout.packets.send(packet);
+                        if fanout.packets.receiver_count() > 0 {
+                            let _ = fanout.packets.send(packet.clone());
+                        }
+                        // A subscriber that lost a packet needs a keyframe to decode again.
+                        if fanout.forwarders.forward(packet) {
+                            fanout.request_keyframe();
+                        }
                     }
                     TrackRemoteEvent::OnEnded => break,
                     _ => {}

@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use openvidu_core::id::{ConnectionId, SessionId, StreamId};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::task::AbortHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
@@ -18,12 +16,14 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
 use crate::engine::MediaEngine;
+use crate::forward::{Forwarder, ForwarderKey};
 use crate::keyframe::is_keyframe_request;
 use crate::node::{EndpointId, IceCandidate, MediaError};
 use crate::publisher::{Publisher, TrackFanout};
 use crate::sdp;
 
 /// One forwarded track: the publisher's fan-out and the local track that sends it on.
+#[derive(Clone)]
 struct Output {
     source: Arc<TrackFanout>,
     track: Arc<TrackLocalStaticRTP>,
@@ -57,7 +57,16 @@ struct SubscriberInner {
     outputs: Vec<Output>,
     phase: Mutex<Phase>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// The legs registered with the publisher's fan-outs while forwarding.
+    legs: Mutex<Vec<Leg>>,
     closed: AtomicBool,
+}
+
+/// A registered leg, to unregister when the subscriber stops.
+struct Leg {
+    output: Output,
+    key: ForwarderKey,
+    forwarder: Arc<Forwarder>,
 }
 
 impl Drop for SubscriberInner {
@@ -71,7 +80,16 @@ impl Drop for SubscriberInner {
 }
 
 impl SubscriberInner {
+    /// Stops forwarding: unregisters the legs and stops the feedback readers.
     fn abort_tasks(&self) {
+        for leg in lock(&self.legs).drain(..) {
+            leg.output.source.forwarders.remove(leg.key);
+            let dropped = leg.forwarder.dropped();
+            if dropped > 0 {
+                tracing::debug!(subscriber = %self.subscriber, stream = %self.stream, ssrc = leg.output.ssrc,
+                    dropped, "packets this subscriber could not take in time");
+            }
+        }
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
@@ -214,12 +232,14 @@ impl Subscriber {
                 outputs,
                 phase: Mutex::new(phase),
                 tasks: Mutex::new(Vec::new()),
+                legs: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
             }),
         }
     }
 
-    /// Starts one forwarder and one feedback reader per negotiated track.
+    /// Registers one leg with the publisher's fan-out and starts one feedback reader per
+    /// negotiated track.
     async fn start_forwarding(&self) -> Result<(), MediaError> {
         let mut started = 0;
         for output in &self.inner.outputs {
@@ -236,22 +256,28 @@ impl Subscriber {
                     %mime, "track not negotiated with the subscriber; not forwarded");
                 continue;
             };
-            let rx = output.source.subscribe();
-            let forward =
-                tokio::spawn(forward(output.source.clone(), output.track.clone(), output.ssrc, payload_type, rx));
             let feedback = tokio::spawn(feedback(output.source.clone(), output.track.clone()));
-            let mut tasks = lock(&self.inner.tasks);
-            tasks.push(forward.abort_handle());
-            tasks.push(feedback.abort_handle());
+            lock(&self.inner.tasks).push(feedback.abort_handle());
+            let forwarder = Arc::new(Forwarder::new(output.track.clone(), output.ssrc, payload_type));
+            let key = output.source.forwarders.add(forwarder.clone());
+            lock(&self.inner.legs).push(Leg { output: output.clone(), key, forwarder });
             started += 1;
+        }
+        // Closed meanwhile: the close found no legs to unregister yet.
+        if self.inner.closed.load(Ordering::Acquire) {
+            self.inner.abort_tasks();
+            return Err(MediaError::SubscriptionNotFound {
+                subscriber: self.inner.subscriber.clone(),
+                stream: self.inner.stream.clone(),
+            });
         }
         if started == 0 {
             return Err(MediaError::Sdp("no track could be negotiated with the subscriber".into()));
         }
-        // A subscriber joining a running stream needs a keyframe to start decoding.
-        for output in &self.inner.outputs {
-            output.source.request_keyframe();
-        }
+        // The keyframe a subscriber joining a running stream needs is requested when its
+        // connection comes up (`EndpointHandler::on_connection_state_change`): one asked for
+        // now would be sent before the subscriber can receive it, and would hold the
+        // publisher's next keyframe back by the limiter's interval.
         Ok(())
     }
 
@@ -332,37 +358,6 @@ async fn add_outputs(
         outputs.push(Output { source: source.clone(), track, sender, ssrc });
     }
     Ok(outputs)
-}
-
-/// Rewrites each packet of the publisher for this subscriber's leg (SSRC, payload type, no
-/// header extensions: their ids were negotiated with the publisher) and sends it.
-async fn forward(
-    source: Arc<TrackFanout>,
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    payload_type: u8,
-    mut rx: tokio::sync::broadcast::Receiver<rtp::Packet>,
-) {
-    loop {
-        match rx.recv().await {
-            Ok(mut packet) => {
-                packet.header.ssrc = ssrc;
-                packet.header.payload_type = payload_type;
-                packet.header.extension = false;
-                packet.header.extension_profile = 0;
-                packet.header.extensions.clear();
-                packet.header.extensions_padding = 0;
-                if let Err(e) = track.write_rtp(packet).await {
-                    tracing::trace!(error = %e, "forwarding RTP failed");
-                }
-            }
-            Err(RecvError::Lagged(missed)) => {
-                tracing::debug!(missed, kind = %source.kind, "slow subscriber lost packets");
-                source.request_keyframe();
-            }
-            Err(RecvError::Closed) => break,
-        }
-    }
 }
 
 /// Passes the subscriber's keyframe requests (PLI/FIR) on to the publisher.

@@ -36,6 +36,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use super::events::RemoteCandidate;
 use super::files::{LoadedMedia, OpusPacket};
 use super::rpc::{Rpc, lock};
+use super::rtcp::{KeyframeRequestsToApplication, is_keyframe_request};
 use super::stats::{Kind, StreamStats, TrackCounter};
 use super::synthetic;
 use super::{MediaSource, ParticipantError};
@@ -51,6 +52,10 @@ const OPUS_PAYLOAD_TYPE: u8 = 111;
 const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
 const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_millis(1500);
 const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(5);
+/// ICE checks paced as browsers pace them (the crate's default is 200 ms), over the crate's
+/// default 1.4 s per candidate pair.
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+const ICE_MAX_BINDING_REQUESTS: u16 = 28;
 /// Ids of endpoints, unique in the process.
 static NEXT_ENDPOINT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -283,11 +288,16 @@ impl Endpoint {
             }
             Direction::Receive => media_engine.register_default_codecs().map_err(ParticipantError::webrtc)?,
         }
-        let registry =
+        let mut registry =
             register_default_interceptors(Registry::new(), &mut media_engine).map_err(ParticipantError::webrtc)?;
+        if direction == Direction::Send {
+            // Keyframe requests must reach the sources (`keyframe_requests`).
+            registry = registry.with(rtc::interceptor::Slot::from(14_000), KeyframeRequestsToApplication::default());
+        }
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_ice_timeouts(Some(ICE_DISCONNECTED_TIMEOUT), Some(ICE_FAILED_TIMEOUT), Some(ICE_KEEPALIVE_INTERVAL))
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
             .build();
         let shared = Arc::new(EndpointShared {
             id: NEXT_ENDPOINT_ID.fetch_add(1, Ordering::Relaxed),
@@ -564,12 +574,10 @@ where
     let wanted = Arc::new(AtomicBool::new(false));
     let flag = wanted.clone();
     let watcher = tokio::spawn(async move {
-        use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-        use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
         use webrtc::media_stream::track_local::TrackLocalEvent;
         while let Some(event) = track.poll().await {
             let TrackLocalEvent::OnRtcpPacket(packets) = event else { continue };
-            if packets.iter().any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()) {
+            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
                 flag.store(true, Ordering::Relaxed);
             }
         }

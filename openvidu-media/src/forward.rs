@@ -1,0 +1,252 @@
+//! The fan-out's hot path: every packet of a published track written to each subscriber's
+//! local track by the task that read it, without a task or a channel hop per subscriber.
+//!
+//! A subscriber's local track hands packets to its peer connection's driver through a bounded
+//! channel. The write is polled once: a driver whose channel is full (a subscriber that cannot
+//! keep up) loses that packet, as a lagging receiver of a broadcast would, and the publisher is
+//! asked for a keyframe so that the subscriber can decode again. No subscriber can hold up the
+//! others, and the reading task never waits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::FutureExt;
+use rtc::rtp;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+use crate::endpoint::lock;
+
+/// What became of a packet handed to a [`RtpSink`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Handed {
+    /// Queued for sending.
+    Queued,
+    /// The sink could not take it without waiting: the packet is lost.
+    Busy,
+    /// The sink is not bound to a connection (yet, or any more): nothing to send to.
+    Unbound,
+}
+
+/// Where a leg's packets go: a subscriber's local track.
+pub(crate) trait RtpSink: Send + Sync {
+    /// Hands over `packet` without waiting.
+    fn try_write(&self, packet: rtp::Packet) -> Handed;
+}
+
+impl RtpSink for TrackLocalStaticRTP {
+    fn try_write(&self, packet: rtp::Packet) -> Handed {
+        match self.write_rtp(packet).now_or_never() {
+            Some(Ok(())) => Handed::Queued,
+            Some(Err(e)) => {
+                tracing::trace!(error = %e, "forwarding RTP failed");
+                Handed::Unbound
+            }
+            None => Handed::Busy,
+        }
+    }
+}
+
+/// One subscriber's leg of a track: its sink and how its packets are rewritten.
+pub(crate) struct Forwarder {
+    sink: Arc<dyn RtpSink>,
+    ssrc: u32,
+    payload_type: u8,
+    dropped: AtomicU64,
+}
+
+impl Forwarder {
+    /// A leg sending to `sink` with the subscriber's `ssrc` and negotiated `payload_type`.
+    pub(crate) fn new(sink: Arc<dyn RtpSink>, ssrc: u32, payload_type: u8) -> Self {
+        Self { sink, ssrc, payload_type, dropped: AtomicU64::new(0) }
+    }
+
+    /// Packets this leg lost because its peer connection could not take them in time.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Hands `packet`, rewritten for this leg, to the peer connection without waiting.
+    /// Returns false when the packet was dropped because the connection is busy.
+    fn write(&self, mut packet: rtp::Packet) -> bool {
+        packet.header.ssrc = self.ssrc;
+        packet.header.payload_type = self.payload_type;
+        match self.sink.try_write(packet) {
+            // Unbound: not negotiated yet, or closing; nothing to recover.
+            Handed::Queued | Handed::Unbound => true,
+            Handed::Busy => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
+
+/// Identifies a registered [`Forwarder`] so that it can be removed.
+pub(crate) type ForwarderKey = u64;
+
+/// A snapshot of the registered legs.
+type Legs = Arc<[(ForwarderKey, Arc<Forwarder>)]>;
+
+/// The legs of one published track. Registration copies the list; the hot path only clones
+/// an `Arc` of it.
+#[derive(Default)]
+pub(crate) struct Forwarders {
+    list: Mutex<Legs>,
+    next: AtomicU64,
+}
+
+impl Forwarders {
+    /// Adds a leg; packets read from now on reach it.
+    pub(crate) fn add(&self, forwarder: Arc<Forwarder>) -> ForwarderKey {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut list = lock(&self.list);
+        let mut legs = list.to_vec();
+        legs.push((key, forwarder));
+        *list = legs.into();
+        key
+    }
+
+    /// Removes a leg. Unknown keys are ignored.
+    pub(crate) fn remove(&self, key: ForwarderKey) {
+        let mut list = lock(&self.list);
+        if list.iter().any(|(k, _)| *k == key) {
+            *list = list.iter().filter(|(k, _)| *k != key).cloned().collect();
+        }
+    }
+
+    /// How many legs are registered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.list).len()
+    }
+
+    /// Writes `packet` to every leg. Header extensions are dropped once for all of them: their
+    /// ids were negotiated with the publisher, not with the subscribers. Returns true when some
+    /// leg dropped the packet.
+    pub(crate) fn forward(&self, mut packet: rtp::Packet) -> bool {
+        let legs = lock(&self.list).clone();
+        let Some(((_, last), rest)) = legs.split_last() else {
+            return false;
+        };
+        strip_extensions(&mut packet.header);
+        let mut dropped = false;
+        for (_, leg) in rest {
+            dropped |= !leg.write(packet.clone());
+        }
+        dropped |= !last.write(packet);
+        dropped
+    }
+}
+
+/// Removes every header extension from `header`.
+fn strip_extensions(header: &mut rtp::header::Header) {
+    header.extension = false;
+    header.extension_profile = 0;
+    header.extensions.clear();
+    header.extensions_padding = 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that keeps what it takes, or is busy.
+    #[derive(Default)]
+    struct Kept {
+        packets: Mutex<Vec<rtp::Packet>>,
+        busy: bool,
+    }
+
+    impl RtpSink for Kept {
+        fn try_write(&self, packet: rtp::Packet) -> Handed {
+            if self.busy {
+                return Handed::Busy;
+            }
+            lock(&self.packets).push(packet);
+            Handed::Queued
+        }
+    }
+
+    fn leg(sink: &Arc<Kept>, ssrc: u32, payload_type: u8) -> Arc<Forwarder> {
+        Arc::new(Forwarder::new(sink.clone(), ssrc, payload_type))
+    }
+
+    fn packet(seq: u16) -> rtp::Packet {
+        let mut header = rtp::header::Header {
+            sequence_number: seq,
+            ssrc: 1,
+            payload_type: 100,
+            extension: true,
+            extension_profile: 0xBEDE,
+            ..Default::default()
+        };
+        header.set_extension(3, bytes::Bytes::from_static(&[9])).expect("valid extension");
+        rtp::Packet { header, payload: bytes::Bytes::from(vec![seq as u8; 10]) }
+    }
+
+    #[test]
+    fn every_leg_gets_every_packet_in_order_rewritten_for_it() {
+        let forwarders = Forwarders::default();
+        let (a, b) = (Arc::new(Kept::default()), Arc::new(Kept::default()));
+        forwarders.add(leg(&a, 11, 96));
+        forwarders.add(leg(&b, 22, 120));
+        for seq in [65534, 65535, 0, 1] {
+            assert!(!forwarders.forward(packet(seq)));
+        }
+        for (sink, ssrc, payload_type) in [(&a, 11, 96), (&b, 22, 120)] {
+            let got = lock(&sink.packets);
+            let seqs: Vec<u16> = got.iter().map(|p| p.header.sequence_number).collect();
+            assert_eq!(seqs, [65534, 65535, 0, 1]);
+            for p in got.iter() {
+                assert_eq!((p.header.ssrc, p.header.payload_type), (ssrc, payload_type));
+                assert!(!p.header.extension && p.header.extensions.is_empty());
+                assert_eq!(p.payload[..], [p.header.sequence_number as u8; 10]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_busy_leg_loses_the_packet_and_holds_up_no_other() {
+        let forwarders = Forwarders::default();
+        let slow = Arc::new(Kept { busy: true, ..Default::default() });
+        let fine = Arc::new(Kept::default());
+        let slow_leg = leg(&slow, 1, 96);
+        forwarders.add(slow_leg.clone());
+        forwarders.add(leg(&fine, 2, 96));
+        assert!(forwarders.forward(packet(1)));
+        assert!(forwarders.forward(packet(2)));
+        assert_eq!(slow_leg.dropped(), 2);
+        assert_eq!(lock(&fine.packets).len(), 2);
+    }
+
+    #[test]
+    fn legs_are_added_and_removed_by_key() {
+        let forwarders = Forwarders::default();
+        let sink = Arc::new(Kept::default());
+        let a = forwarders.add(leg(&sink, 1, 96));
+        let b = forwarders.add(leg(&sink, 2, 96));
+        assert_ne!(a, b);
+        assert_eq!(forwarders.len(), 2);
+        forwarders.remove(a);
+        forwarders.remove(a);
+        assert_eq!(forwarders.len(), 1);
+        forwarders.forward(packet(5));
+        assert_eq!(lock(&sink.packets).iter().map(|p| p.header.ssrc).collect::<Vec<_>>(), [2]);
+        forwarders.remove(b);
+        assert_eq!(forwarders.len(), 0);
+        assert!(!forwarders.forward(packet(6)));
+    }
+
+    #[test]
+    fn an_unbound_track_is_not_a_drop() {
+        let track = TrackLocalStaticRTP::new(rtc::media_stream::MediaStreamTrack::new(
+            "stream".into(),
+            "track".into(),
+            "track".into(),
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
+            vec![],
+        ));
+        assert_eq!(track.try_write(packet(1)), Handed::Unbound);
+    }
+}
