@@ -10,6 +10,7 @@ use openvidu_core::id::SessionId;
 use rand::Rng;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{NackResponderBuilder, SenderReportBuilder, Slot};
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::mpsc::UnboundedSender;
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -35,6 +36,12 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// Checks per candidate pair before it fails: the crate's default window (7 x 200 ms = 1.4 s)
 /// at the faster pace.
 const ICE_MAX_BINDING_REQUESTS: u16 = 28;
+
+// Answering a client's offer, the node takes the DTLS server role (`a=setup:passive`): the
+// client, which nominated the ICE pair, sends the first flight once its ICE is connected, by
+// which time the node's transport is up. As DTLS client, the node sent its ClientHello as soon
+// as its own side of ICE was connected, and a client whose transport was not started yet (the
+// webrtc crate drops such a datagram) made the handshake wait for the 1 s retransmission.
 
 #[cfg(test)]
 mod tests;
@@ -346,6 +353,7 @@ pub(crate) async fn build_peer_connection(
             None,
         )
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
+        .with_answering_dtls_role(RTCDtlsRole::Server)
         .build();
     let runtime = Arc::new(EndpointRuntime::new(engine.transport().clone(), ufrag, handler.shared.advertised.clone()));
     let pc = PeerConnectionBuilder::new()
