@@ -37,12 +37,6 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// at the faster pace.
 const ICE_MAX_BINDING_REQUESTS: u16 = 28;
 
-// Answering a client's offer, the node takes the DTLS server role (`a=setup:passive`): the
-// client, which nominated the ICE pair, sends the first flight once its ICE is connected, by
-// which time the node's transport is up. As DTLS client, the node sent its ClientHello as soon
-// as its own side of ICE was connected, and a client whose transport was not started yet (the
-// webrtc crate drops such a datagram) made the handshake wait for the 1 s retransmission.
-
 #[cfg(test)]
 mod tests;
 
@@ -353,6 +347,11 @@ pub(crate) async fn build_peer_connection(
             None,
         )
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
+        // Answering a client's offer, the node is the DTLS server (`a=setup:passive`): the
+        // client, which nominated the ICE pair, sends the first flight once its ICE is up, by
+        // which time the node's transport is. As DTLS client the node could send its
+        // ClientHello before the client's transport had started (the webrtc crate drops such a
+        // datagram), and the handshake waited for the 1 s retransmission.
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .build();
     let runtime = Arc::new(EndpointRuntime::new(engine.transport().clone(), ufrag, handler.shared.advertised.clone()));

@@ -23,7 +23,6 @@ use crate::publisher::{Publisher, TrackFanout};
 use crate::sdp;
 
 /// One forwarded track: the publisher's fan-out and the local track that sends it on.
-#[derive(Clone)]
 struct Output {
     source: Arc<TrackFanout>,
     track: Arc<TrackLocalStaticRTP>,
@@ -62,9 +61,10 @@ struct SubscriberInner {
     closed: AtomicBool,
 }
 
-/// A registered leg, to unregister when the subscriber stops.
+/// A registered leg, to unregister from its fan-out when the subscriber stops.
 struct Leg {
-    output: Output,
+    source: Arc<TrackFanout>,
+    ssrc: u32,
     key: ForwarderKey,
     forwarder: Arc<Forwarder>,
 }
@@ -83,10 +83,10 @@ impl SubscriberInner {
     /// Stops forwarding: unregisters the legs and stops the feedback readers.
     fn abort_tasks(&self) {
         for leg in lock(&self.legs).drain(..) {
-            leg.output.source.forwarders.remove(leg.key);
+            leg.source.forwarders.remove(leg.key);
             let dropped = leg.forwarder.dropped();
             if dropped > 0 {
-                tracing::debug!(subscriber = %self.subscriber, stream = %self.stream, ssrc = leg.output.ssrc,
+                tracing::debug!(subscriber = %self.subscriber, stream = %self.stream, ssrc = leg.ssrc,
                     dropped, "packets this subscriber could not take in time");
             }
         }
@@ -260,7 +260,7 @@ impl Subscriber {
             lock(&self.inner.tasks).push(feedback.abort_handle());
             let forwarder = Arc::new(Forwarder::new(output.track.clone(), output.ssrc, payload_type));
             let key = output.source.forwarders.add(forwarder.clone());
-            lock(&self.inner.legs).push(Leg { output: output.clone(), key, forwarder });
+            lock(&self.inner.legs).push(Leg { source: output.source.clone(), ssrc: output.ssrc, key, forwarder });
             started += 1;
         }
         // Closed meanwhile: the close found no legs to unregister yet.
