@@ -36,6 +36,15 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// Checks per candidate pair before it fails: the crate's default window (7 x 200 ms = 1.4 s)
 /// at the faster pace.
 const ICE_MAX_BINDING_REQUESTS: u16 = 28;
+/// How long after its start the ICE agent, when it is the controlling one (the node offers:
+/// `prepareReceiveVideoFrom`, a subscriber's reconnection, a media-node rebuild), waits before
+/// nominating a pair whose remote candidate is peer-reflexive or server-reflexive. The crate
+/// waits 1 s and 500 ms, in case a better pair turns up. A browser's host candidates are mDNS
+/// names, which the node does not resolve, so its pair is almost always peer-reflexive (the
+/// browser's check arrives before its trickled candidate): every such connection waited 1 s
+/// before media. The node has only host candidates of its own; the first working pair is the
+/// one to use, as a browser nominates it.
+const ICE_REFLEXIVE_NOMINATION_WAIT: Duration = Duration::ZERO;
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +72,9 @@ pub(crate) struct EndpointShared {
     events: UnboundedSender<MediaEvent>,
     pub(crate) advertised: Arc<AdvertisedAddrs>,
     state: Mutex<EndpointState>,
+    /// Set once the peer connection is connected (ICE and DTLS: SRTP keys exist); the legs
+    /// forwarding to a subscriber send nothing before.
+    pub(crate) media_up: Arc<AtomicBool>,
     closing: AtomicBool,
 }
 
@@ -74,6 +86,7 @@ impl EndpointShared {
             events,
             advertised: Arc::default(),
             state: Mutex::default(),
+            media_up: Arc::default(),
             closing: AtomicBool::new(false),
         })
     }
@@ -194,6 +207,7 @@ impl EndpointShared {
             RTCPeerConnectionState::Connected if !s.connected => {
                 s.connected = true;
                 drop(s);
+                self.media_up.store(true, Ordering::Release);
                 tracing::info!(session = %self.session, endpoint = %self.endpoint, "media connected");
                 self.emit(MediaEvent::Connected { session: self.session.clone(), endpoint: self.endpoint.clone() });
                 Some(true)
@@ -347,6 +361,8 @@ pub(crate) async fn build_peer_connection(
             None,
         )
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
+        .with_prflx_acceptance_min_wait(Some(ICE_REFLEXIVE_NOMINATION_WAIT))
+        .with_srflx_acceptance_min_wait(Some(ICE_REFLEXIVE_NOMINATION_WAIT))
         // Answering a client's offer, the node is the DTLS server (`a=setup:passive`): the
         // client, which nominated the ICE pair, sends the first flight once its ICE is up, by
         // which time the node's transport is. As DTLS client the node could send its

@@ -7,7 +7,7 @@
 //! asked for a keyframe so that the subscriber can decode again. No subscriber can hold up the
 //! others, and the reading task never waits.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
@@ -52,13 +52,18 @@ pub(crate) struct Forwarder {
     sink: Arc<dyn RtpSink>,
     ssrc: u32,
     payload_type: u8,
+    /// Whether the subscriber's connection is up (ICE and DTLS): until then it has no SRTP keys,
+    /// and a packet handed to it would go through its whole write pipeline to be refused at
+    /// the end (the webrtc crate logs a warning for each).
+    media_up: Arc<AtomicBool>,
     dropped: AtomicU64,
 }
 
 impl Forwarder {
-    /// A leg sending to `sink` with the subscriber's `ssrc` and negotiated `payload_type`.
-    pub(crate) fn new(sink: Arc<dyn RtpSink>, ssrc: u32, payload_type: u8) -> Self {
-        Self { sink, ssrc, payload_type, dropped: AtomicU64::new(0) }
+    /// A leg sending to `sink` with the subscriber's `ssrc` and negotiated `payload_type`, once
+    /// `media_up` is set.
+    pub(crate) fn new(sink: Arc<dyn RtpSink>, ssrc: u32, payload_type: u8, media_up: Arc<AtomicBool>) -> Self {
+        Self { sink, ssrc, payload_type, media_up, dropped: AtomicU64::new(0) }
     }
 
     /// Packets this leg lost because its peer connection could not take them in time.
@@ -69,6 +74,9 @@ impl Forwarder {
     /// Hands `packet`, rewritten for this leg, to the peer connection without waiting.
     /// Returns false when the packet was dropped because the connection is busy.
     fn write(&self, mut packet: rtp::Packet) -> bool {
+        if !self.media_up.load(Ordering::Acquire) {
+            return true;
+        }
         packet.header.ssrc = self.ssrc;
         packet.header.payload_type = self.payload_type;
         match self.sink.try_write(packet) {
@@ -169,7 +177,7 @@ mod tests {
     }
 
     fn leg(sink: &Arc<Kept>, ssrc: u32, payload_type: u8) -> Arc<Forwarder> {
-        Arc::new(Forwarder::new(sink.clone(), ssrc, payload_type))
+        Arc::new(Forwarder::new(sink.clone(), ssrc, payload_type, Arc::new(AtomicBool::new(true))))
     }
 
     fn packet(seq: u16) -> rtp::Packet {
@@ -236,6 +244,19 @@ mod tests {
         forwarders.remove(b);
         assert_eq!(forwarders.len(), 0);
         assert!(!forwarders.forward(packet(6)));
+    }
+
+    #[test]
+    fn a_leg_gets_nothing_until_its_connection_is_up() {
+        let forwarders = Forwarders::default();
+        let sink = Arc::new(Kept::default());
+        let media_up = Arc::new(AtomicBool::new(false));
+        forwarders.add(Arc::new(Forwarder::new(sink.clone(), 7, 96, media_up.clone())));
+        assert!(!forwarders.forward(packet(1)), "a leg still connecting loses nothing it could use");
+        assert!(lock(&sink.packets).is_empty());
+        media_up.store(true, Ordering::Release);
+        forwarders.forward(packet(2));
+        assert_eq!(lock(&sink.packets).iter().map(|p| p.header.sequence_number).collect::<Vec<_>>(), [2]);
     }
 
     #[test]

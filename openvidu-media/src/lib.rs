@@ -97,6 +97,12 @@ pub use remote::{RemoteMediaNode, RemoteOptions, protocol};
 pub use router::Router;
 pub use subscriber::Subscriber;
 
+/// The `tracing` filter a node's binary logs with when `RUST_LOG` is not set: `info`, but the
+/// WebRTC stack (the webrtc crate and its `rtc*` crates, which log through `log`, bridged to
+/// `tracing`) only from `warn`: at `info` it writes several lines for every peer connection.
+pub const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=warn,rtc_ice=warn,rtc_dtls=warn,rtc_srtp=warn,\
+    rtc_sctp=warn,rtc_interceptor=warn,rtc_datachannel=warn,rtc_stun=warn,rtc_turn=warn,rtc_mdns=warn";
+
 #[allow(dead_code)]
 fn assert_send_sync() {
     fn is<T: Send + Sync>() {}

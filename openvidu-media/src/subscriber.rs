@@ -258,7 +258,12 @@ impl Subscriber {
             };
             let feedback = tokio::spawn(feedback(output.source.clone(), output.track.clone()));
             lock(&self.inner.tasks).push(feedback.abort_handle());
-            let forwarder = Arc::new(Forwarder::new(output.track.clone(), output.ssrc, payload_type));
+            let forwarder = Arc::new(Forwarder::new(
+                output.track.clone(),
+                output.ssrc,
+                payload_type,
+                self.inner.shared.media_up.clone(),
+            ));
             let key = output.source.forwarders.add(forwarder.clone());
             lock(&self.inner.legs).push(Leg { source: output.source.clone(), ssrc: output.ssrc, key, forwarder });
             started += 1;
