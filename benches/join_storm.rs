@@ -112,6 +112,7 @@ async fn run(bin: &Path, a: &Args) {
 
     // The storm: every joiner at once.
     let storm_tokens = tokens(&session, a.joiners).await;
+    let (server_cpu, bots_cpu) = (server.cpu_time(), support::cpu_time(std::process::id()));
     let started = Instant::now();
     let tasks: Vec<_> = storm_tokens.into_iter().map(|t| tokio::spawn(join_and_watch(t, stream.clone()))).collect();
     let mut packet = Vec::new();
@@ -125,12 +126,23 @@ async fn run(bin: &Path, a: &Args) {
         }
     }
     let storm = started.elapsed();
+    let server_cpu = server.cpu_time().saturating_sub(server_cpu);
+    let bots_cpu = support::cpu_time(std::process::id()).saturating_sub(bots_cpu);
 
     line("alone: join → first video packet", &mut alone_packet, 3);
     line("alone: join → first keyframe", &mut alone_key, 3);
     line(&format!("{} at once: join → first video packet", a.joiners), &mut packet, a.joiners);
     line(&format!("{} at once: join → first keyframe", a.joiners), &mut key, a.joiners);
     println!("all {} had their first keyframe {:.0} ms after the storm began", bots.len(), storm.as_secs_f64() * 1e3);
+    let per_join = |cpu: Duration| cpu.as_secs_f64() * 1e3 / a.joiners.max(1) as f64;
+    println!(
+        "CPU during the storm: server {:.0} ms ({:.2} ms per join), bots {:.0} ms ({:.2} ms per join), {} cores",
+        server_cpu.as_secs_f64() * 1e3,
+        per_join(server_cpu),
+        bots_cpu.as_secs_f64() * 1e3,
+        per_join(bots_cpu),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
     let p99 = percentile(&key, 0.99).unwrap_or(Duration::MAX);
     println!(
         "goal: join → first frame p99 <= 150 ms with {} joining at once: {}",

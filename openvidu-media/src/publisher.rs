@@ -235,7 +235,12 @@ impl Publisher {
         }
         let video = sdp::choose_video_codec(&desc, options.forced_video_codec)?;
         let audio = sdp::choose_audio_codec(&desc)?;
-        let offer = RTCSessionDescription::offer(options.sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        // Only the codecs chosen reach the negotiation (`sdp::only_codecs`).
+        let chosen = [(RtpCodecKind::Audio, &audio), (RtpCodecKind::Video, &video)];
+        let sdp_offer = sdp::only_codecs(&options.sdp_offer, &desc, |kind, codec| {
+            chosen.iter().any(|(k, c)| *k == kind && c.as_ref().is_some_and(|c| c.payload_type == codec.payload_type))
+        });
+        let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
 
         let mut codecs = Vec::new();
         let mut tracks = Vec::new();

@@ -168,6 +168,73 @@ pub(crate) fn first_mid(sdp: &str) -> Option<String> {
         .find_map(|(_, l)| l.strip_prefix("a=mid:").map(str::to_owned))
 }
 
+/// `sdp` with only the payload types `keep` accepts in its audio and video sections: the `m=`
+/// format list and the `a=rtpmap`, `a=fmtp` and `a=rtcp-fb` lines of the others are dropped.
+/// `desc` is `sdp` parsed. A section where `keep` accepts nothing is left whole, for the
+/// negotiation to reject as before.
+///
+/// An offer loses nothing the answer could have used (a peer connection of the node registers
+/// only the codecs it forwards), and the webrtc crate's negotiation, which rebuilds a section's
+/// codec table once per payload type it lists (quadratic in them), has a few to look at
+/// instead of a browser's thirty: it was a third of the node's CPU in a storm of joins.
+pub(crate) fn only_codecs(
+    sdp: &str,
+    desc: &SessionDescription,
+    keep: impl Fn(RtpCodecKind, &OfferedCodec) -> bool,
+) -> String {
+    let kept: Vec<Option<Vec<String>>> = desc
+        .media_descriptions
+        .iter()
+        .map(|m| {
+            let kind = kind_of(m);
+            if kind == RtpCodecKind::Unspecified {
+                return None;
+            }
+            let kept: Vec<String> =
+                offered_codecs(m).iter().filter(|c| keep(kind, c)).map(|c| c.payload_type.to_string()).collect();
+            (!kept.is_empty()).then_some(kept)
+        })
+        .collect();
+    if kept.iter().all(Option::is_none) {
+        return sdp.to_owned();
+    }
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut text = String::with_capacity(sdp.len());
+    // The kept payload types of the current section (`None` before the first one, or in a
+    // section left whole).
+    let mut section: Option<&Vec<String>> = None;
+    let mut index = 0;
+    for line in sdp.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        if let Some(media) = line.strip_prefix("m=") {
+            section = kept.get(index).and_then(Option::as_ref);
+            index += 1;
+            if let Some(kept) = section {
+                // `m=<media> <port> <proto> <fmt> …`: the first three fields stay.
+                let fields: Vec<&str> = media.split_whitespace().take(3).collect();
+                text.push_str("m=");
+                text.push_str(&fields.join(" "));
+                for pt in kept {
+                    text.push(' ');
+                    text.push_str(pt);
+                }
+                text.push_str(eol);
+                continue;
+            }
+        } else if let Some(kept) = section
+            && let Some(pt) = ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"].iter().find_map(|prefix| {
+                line.strip_prefix(prefix).map(|rest| rest.split_whitespace().next().unwrap_or_default())
+            })
+            && pt != "*"
+            && !kept.iter().any(|k| k == pt)
+        {
+            continue;
+        }
+        text.push_str(line);
+        text.push_str(eol);
+    }
+    text
+}
+
 /// `sdp` with `b=AS:<kbps>` announced in every video section (replacing any `b=AS` there), so
 /// the peer sends at most that much video. `kbps == 0` returns `sdp` unchanged.
 pub(crate) fn with_video_bandwidth(sdp: &str, kbps: u32) -> String {

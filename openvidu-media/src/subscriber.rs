@@ -123,6 +123,14 @@ impl Subscriber {
         if sources.is_empty() {
             return Err(MediaError::Sdp("the subscriber's offer has no section for the stream's tracks".into()));
         }
+        // Only the codecs forwarded reach the negotiation (`sdp::only_codecs`).
+        let sdp_offer = sdp::only_codecs(&sdp_offer, &desc, |kind, codec| {
+            sources.iter().any(|s| {
+                s.kind == kind
+                    && sdp::supported_mime(kind, &codec.name)
+                        .is_some_and(|mime| mime.eq_ignore_ascii_case(&s.codec.rtp_codec.mime_type))
+            })
+        });
         let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
         let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;
         // Dropping `pc` on error is not enough: it must be closed.

@@ -195,3 +195,33 @@ fn video_bandwidth_replaces_an_existing_value_and_zero_is_unchanged() {
     let no_c = "v=0\nm=video 9 RTP 96\na=mid:0\n";
     assert_eq!(with_video_bandwidth(no_c, 300), "v=0\nm=video 9 RTP 96\nb=AS:300\na=mid:0\n");
 }
+
+#[test]
+fn only_the_kept_payload_types_stay_with_their_lines() {
+    let desc = chrome();
+    let pruned = only_codecs(CHROME_OFFER, &desc, |kind, c| {
+        (kind == RtpCodecKind::Video && c.name == "H264") || c.name == "opus"
+    });
+    assert!(pruned.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"));
+    assert!(pruned.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 127\r\n"));
+    for gone in ["a=rtpmap:96 ", "a=rtcp-fb:96 ", "a=fmtp:97 ", "a=rtpmap:98 ", "a=rtpmap:63 ", "a=rtpmap:0 "] {
+        assert!(!pruned.contains(gone), "{gone} should be gone");
+    }
+    for kept in ["a=fmtp:102 ", "a=fmtp:127 ", "a=fmtp:111 ", "a=rtcp-fb:111 transport-cc", "a=ssrc:2222 cname:abc"] {
+        assert!(pruned.contains(kept), "{kept} should stay");
+    }
+    let reparsed = parse(&pruned).expect("the pruned offer parses");
+    let video = section(&reparsed, RtpCodecKind::Video).expect("video");
+    assert_eq!(offered_codecs(video).iter().map(|c| c.payload_type).collect::<Vec<_>>(), [102, 127]);
+    assert_eq!(reparsed.media_descriptions.len(), desc.media_descriptions.len());
+}
+
+#[test]
+fn a_section_keeping_nothing_is_left_whole() {
+    let desc = chrome();
+    let pruned = only_codecs(CHROME_OFFER, &desc, |kind, c| kind == RtpCodecKind::Video && c.name == "VP8");
+    assert!(pruned.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8\r\n"));
+    assert!(pruned.contains("a=rtpmap:0 PCMU/8000"));
+    assert!(pruned.contains("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"));
+    assert_eq!(only_codecs(CHROME_OFFER, &desc, |_, _| false), CHROME_OFFER);
+}
