@@ -372,7 +372,9 @@ pub(crate) async fn build_peer_connection(
         .build();
     let runtime = Arc::new(EndpointRuntime::new(engine.transport().clone(), ufrag, handler.shared.advertised.clone()));
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(
+            RTCConfigurationBuilder::new().with_certificates(vec![engine.certificate().clone()]).build(),
+        )
         .with_media_engine(media_engine)
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)

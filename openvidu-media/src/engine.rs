@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use openvidu_core::id::SessionId;
+use rtc::crypto::{self, SignatureScheme};
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::MediaConfig;
@@ -25,6 +27,7 @@ struct EngineInner {
     config: MediaConfig,
     transport: Arc<Transport>,
     events: UnboundedSender<MediaEvent>,
+    certificate: RTCCertificate,
 }
 
 impl MediaEngine {
@@ -37,7 +40,8 @@ impl MediaEngine {
             return Err(MediaError::Config("the media engine must be created inside a tokio runtime".into()));
         }
         let transport = Arc::new(Transport::new(&config.ice_host_addresses, config.announced_address, &config.udp)?);
-        Ok(Self { inner: Arc::new(EngineInner { config, transport, events }) })
+        let certificate = dtls_certificate()?;
+        Ok(Self { inner: Arc::new(EngineInner { config, transport, events, certificate }) })
     }
 
     /// A new, empty router for `session`.
@@ -62,4 +66,20 @@ impl MediaEngine {
     pub(crate) fn events(&self) -> UnboundedSender<MediaEvent> {
         self.inner.events.clone()
     }
+
+    /// The DTLS certificate of every peer connection of this engine.
+    pub(crate) fn certificate(&self) -> &RTCCertificate {
+        &self.inner.certificate
+    }
+}
+
+/// The node's DTLS certificate: ECDSA P-256, self-signed, as the webrtc crate makes one for each
+/// peer connection that brings none. One per engine, as Janus and mediasoup have one per
+/// process or worker: the peer checks it against the fingerprint of the SDP it got, and each
+/// handshake's keys are ephemeral (ECDHE) whatever the certificate. A key and a signature per
+/// peer connection were 3% of the node's CPU in a storm of joins.
+fn dtls_certificate() -> Result<RTCCertificate, MediaError> {
+    let provider = crypto::default_provider().map_err(MediaError::webrtc)?;
+    let params = CertificateParams::new(vec!["openvidu-rs".to_owned()]).map_err(MediaError::webrtc)?;
+    RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params).map_err(MediaError::webrtc)
 }

@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
 use super::ParticipantError;
@@ -190,7 +190,10 @@ impl Rpc {
             Some(config) => Connector::Rustls(config.clone()),
             None => Connector::Plain,
         };
-        let connect = connect_async_tls_with_config(self.inner.url.as_str(), None, true, Some(connector));
+        // tungstenite zeroes its whole read buffer before every read (128 KiB by default); the
+        // server's messages are small (an SDP, the largest, is a few kB).
+        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        let connect = connect_async_tls_with_config(self.inner.url.as_str(), Some(config), true, Some(connector));
         let (ws, _) = tokio::time::timeout(self.inner.timeout, connect)
             .await
             .map_err(|_| {

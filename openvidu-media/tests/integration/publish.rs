@@ -40,3 +40,27 @@ async fn the_answer_keeps_one_video_codec_and_announces_the_bandwidth() {
     assert!(video.contains("a=recvonly"), "{answer}");
     assert!(answer.contains("opus/48000/2"), "{answer}");
 }
+
+/// The `a=fingerprint` line of an SDP.
+fn fingerprint(sdp: &str) -> Option<&str> {
+    sdp.lines().find(|l| l.starts_with("a=fingerprint:")).map(str::trim_end)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_peer_connection_of_a_node_shows_its_one_certificate() {
+    let h = Harness::new().await;
+    let mut fingerprints = Vec::new();
+    for name in ["str_CAM_CCCC_con_Pub", "str_CAM_DDDD_con_Pub"] {
+        let stream = stream(name);
+        let (_publisher, offer) = TestPublisher::prepare(&h, &stream).await;
+        let answer = h.node.publish(&h.session, &stream, openvidu_media::PublishOptions::new(offer)).await.unwrap();
+        fingerprints.push(fingerprint(&answer).expect("a fingerprint").to_owned());
+    }
+    assert_eq!(fingerprints[0], fingerprints[1]);
+    // Another node, another certificate.
+    let other = Harness::new().await;
+    let stream = stream("str_CAM_EEEE_con_Pub");
+    let (_publisher, offer) = TestPublisher::prepare(&other, &stream).await;
+    let answer = other.node.publish(&other.session, &stream, openvidu_media::PublishOptions::new(offer)).await.unwrap();
+    assert_ne!(fingerprint(&answer).expect("a fingerprint"), fingerprints[0]);
+}
