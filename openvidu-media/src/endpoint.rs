@@ -61,7 +61,6 @@ struct EndpointState {
     mid: Option<String>,
     remote_set: bool,
     pending_remote: Vec<IceCandidate>,
-    connected: bool,
     failed: bool,
 }
 
@@ -72,8 +71,8 @@ pub(crate) struct EndpointShared {
     events: UnboundedSender<MediaEvent>,
     pub(crate) advertised: Arc<AdvertisedAddrs>,
     state: Mutex<EndpointState>,
-    /// Set once the peer connection is connected (ICE and DTLS: SRTP keys exist); the legs
-    /// forwarding to a subscriber send nothing before.
+    /// Set (under `state`'s lock) once the peer connection is connected, ICE and DTLS: SRTP keys
+    /// exist. The legs forwarding to a subscriber send nothing before.
     pub(crate) media_up: Arc<AtomicBool>,
     closing: AtomicBool,
 }
@@ -204,10 +203,9 @@ impl EndpointShared {
     fn connection_state(&self, state: RTCPeerConnectionState) -> Option<bool> {
         let mut s = lock(&self.state);
         match state {
-            RTCPeerConnectionState::Connected if !s.connected => {
-                s.connected = true;
-                drop(s);
+            RTCPeerConnectionState::Connected if !self.media_up.load(Ordering::Acquire) => {
                 self.media_up.store(true, Ordering::Release);
+                drop(s);
                 tracing::info!(session = %self.session, endpoint = %self.endpoint, "media connected");
                 self.emit(MediaEvent::Connected { session: self.session.clone(), endpoint: self.endpoint.clone() });
                 Some(true)

@@ -57,6 +57,13 @@ pub(crate) struct OfferedCodec {
     pub fmtp: String,
 }
 
+impl OfferedCodec {
+    /// Whether this codec, offered in a section of `kind`, is the supported codec `mime`.
+    pub(crate) fn is(&self, kind: RtpCodecKind, mime: &str) -> bool {
+        supported_mime(kind, &self.name).is_some_and(|m| m.eq_ignore_ascii_case(mime))
+    }
+}
+
 /// The codecs of a section, in the order of its `m=` format list.
 pub(crate) fn offered_codecs(media: &MediaDescription) -> Vec<OfferedCodec> {
     let codecs = media.codecs();
@@ -155,7 +162,7 @@ pub(crate) fn offers_mime(desc: &SessionDescription, kind: RtpCodecKind, mime: &
         .iter()
         .filter(|m| kind_of(m) == kind && m.media_name.port.value != 0)
         .flat_map(offered_codecs)
-        .any(|c| supported_mime(kind, &c.name).is_some_and(|m| m.eq_ignore_ascii_case(mime)))
+        .any(|c| c.is(kind, mime))
 }
 
 /// The `a=mid` of the first m-section: the bundle tag local candidates are announced with.

@@ -125,11 +125,7 @@ impl Subscriber {
         }
         // Only the codecs forwarded reach the negotiation (`sdp::only_codecs`).
         let sdp_offer = sdp::only_codecs(&sdp_offer, &desc, |kind, codec| {
-            sources.iter().any(|s| {
-                s.kind == kind
-                    && sdp::supported_mime(kind, &codec.name)
-                        .is_some_and(|mime| mime.eq_ignore_ascii_case(&s.codec.rtp_codec.mime_type))
-            })
+            sources.iter().any(|s| s.kind == kind && codec.is(kind, &s.codec.rtp_codec.mime_type))
         });
         let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
         let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;

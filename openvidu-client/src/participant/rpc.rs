@@ -19,6 +19,10 @@ use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
 use super::ParticipantError;
 
+/// How much a WebSocket read asks for. tungstenite zeroes that much before every read (its
+/// default is 128 KiB); the server's messages are small (an SDP, the largest, is a few kB).
+const READ_BUFFER: usize = 16 * 1024;
+
 /// The close code openvidu-browser uses when it leaves on purpose.
 const CLOSE_BY_CLIENT: u16 = 4102;
 
@@ -190,9 +194,7 @@ impl Rpc {
             Some(config) => Connector::Rustls(config.clone()),
             None => Connector::Plain,
         };
-        // tungstenite zeroes its whole read buffer before every read (128 KiB by default); the
-        // server's messages are small (an SDP, the largest, is a few kB).
-        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
         let connect = connect_async_tls_with_config(self.inner.url.as_str(), Some(config), true, Some(connector));
         let (ws, _) = tokio::time::timeout(self.inner.timeout, connect)
             .await
