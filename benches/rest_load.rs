@@ -14,7 +14,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openvidu::core::id::{IdGenerator, RandomIds, SessionId};
+use openvidu::core::model::{Connection, ConnectionProperties, Session, SessionProperties};
 use openvidu::server::Server;
+use openvidu::server::store::{MemoryStore, RedisStore, Store};
 
 /// The same allocator as the `openvidu-server` binary.
 #[global_allocator]
@@ -191,6 +194,7 @@ fn main() {
         });
     });
     let targets = rx.recv().unwrap();
+    let store_redis_url = redis.as_ref().map(|r| r.url.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let client = reqwest::Client::builder().pool_max_idle_per_host(4 * a.clients).build().unwrap();
@@ -257,8 +261,64 @@ fn main() {
                 if ratio >= 0.6 { "MET" } else { "NOT MET" }
             );
         }
+        if let Some(url) = &store_redis_url {
+            // The stores alone, without HTTP: what the group commit itself sustains.
+            let callers = 4 * a.clients;
+            let memory = store_load(&a, callers, Arc::new(MemoryStore::new())).await;
+            match RedisStore::connect(url, "store-bench:").await {
+                Ok(store) => {
+                    let in_redis = store_load(&a, callers, Arc::new(store)).await;
+                    println!(
+                        "store alone, {callers} callers: memory {memory:.0} / Redis {in_redis:.0} connection creations/s \
+                         (ratio {:.2})",
+                        in_redis / memory.max(1.0)
+                    );
+                }
+                Err(e) => println!("store alone: cannot connect to Redis: {e}"),
+            }
+        }
     });
     drop(redis);
+}
+
+/// Connection creations per second by `callers` tasks calling `store` directly, on `a.sessions`
+/// sessions, for `a.seconds`.
+async fn store_load(a: &Args, callers: usize, store: Arc<dyn Store>) -> f64 {
+    let sessions: Vec<SessionId> = (0..a.sessions).map(|_| RandomIds.session_id()).collect();
+    for id in &sessions {
+        store.create_session(Session::new(id.clone(), 0, SessionProperties::default())).await.unwrap();
+    }
+    let started = Instant::now();
+    let until = started + Duration::from_secs(a.seconds);
+    let mut tasks = Vec::new();
+    for i in 0..callers {
+        let (store, session) = (store.clone(), sessions[i % sessions.len()].clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let c = Connection::pending(
+                    RandomIds.connection_id(),
+                    session.clone(),
+                    0,
+                    ConnectionProperties::default(),
+                    None,
+                );
+                if store.create_connection(c, RandomIds.token_id()).await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut done = 0;
+    for t in tasks {
+        done += t.await.unwrap_or(0);
+    }
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    for id in &sessions {
+        let _ = store.remove_session(id).await;
+    }
+    rate
 }
 
 /// Creates `a.sessions` sessions on the server at `url`, then loads connection creation on them.

@@ -135,6 +135,9 @@ pub(super) fn fail_missing(ops: Group) {
 #[derive(Default)]
 pub(super) struct Batches {
     queue: std::sync::Mutex<Queue>,
+    /// Told of every push while the committing task runs (it may wait for one with rounds in
+    /// flight; a push it did not wait for leaves a permit, so none is missed).
+    pushed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -159,7 +162,17 @@ impl Batches {
     pub fn push(&self, id: &SessionId, op: Box<dyn Pending>) -> bool {
         let mut q = self.lock();
         q.groups.entry(id.clone()).or_default().push(op);
-        !std::mem::replace(&mut q.running, true)
+        let start = !std::mem::replace(&mut q.running, true);
+        drop(q);
+        if !start {
+            self.pushed.notify_one();
+        }
+        start
+    }
+
+    /// Resolves at the next push, or at once if one came since the last call resolved.
+    pub async fn pushed(&self) {
+        self.pushed.notified().await;
     }
 
     /// Queues transitions to be tried again, before what was queued since for their session.
@@ -170,12 +183,14 @@ impl Batches {
         *later = ops;
     }
 
-    /// Everything queued, by session; `None` when nothing is, and then the committing task ends
-    /// (the next [`push`](Self::push) starts another).
-    pub fn take_all(&self) -> Option<Vec<(SessionId, Group)>> {
+    /// Everything queued, by session; `None` when nothing is, and then, if `or_end`, the
+    /// committing task ends (the next [`push`](Self::push) starts another).
+    pub fn take_all(&self, or_end: bool) -> Option<Vec<(SessionId, Group)>> {
         let mut q = self.lock();
         if q.groups.is_empty() {
-            q.running = false;
+            if or_end {
+                q.running = false;
+            }
             return None;
         }
         Some(q.groups.drain().collect())

@@ -4,8 +4,8 @@
 //! that the core's model types need no serde of their own (their wire JSON is
 //! `openvidu_core::wire`'s business).
 //!
-//! Fields: [`VERSION`] (a counter every write increments), [`SESSION`] (the session without its
-//! connections) and one `c:<connectionId>` per connection (the connection, its usable token and
+//! Fields: [`VERSION`] (a counter every write increments), [`WRITER`] (the tag of the last write,
+//! unique to it: see [`super::commit`]), [`SESSION`] (the session without its connections) and one `c:<connectionId>` per connection (the connection, its usable token and
 //! its creation sequence number, which keeps the creation order a hash does not).
 
 use std::collections::HashMap;
@@ -23,6 +23,8 @@ use crate::store::{SessionSnapshot, StoreError};
 
 /// The field of the version counter.
 pub(super) const VERSION: &str = "v";
+/// The field of the last write's tag (absent until the first write after creation).
+pub(super) const WRITER: &str = "w";
 /// The field of the session itself.
 pub(super) const SESSION: &str = "s";
 /// The prefix of the connections' fields.
@@ -51,12 +53,21 @@ pub(super) fn encode_connection(c: &Connection, token: Option<&TokenId>, seq: u6
 pub(super) struct Decoded {
     /// The version counter.
     pub version: u64,
+    /// The tag of the write that made this version (empty when none did: a new session).
+    pub writer: String,
     /// The session, its connections in creation order and their usable tokens.
     pub doc: SessionDoc,
     /// Each connection's creation sequence number (kept when the connection is rewritten).
     pub seqs: HashMap<ConnectionId, u64>,
     /// The highest of `seqs` (a new connection gets a higher one).
     pub last_seq: u64,
+}
+
+impl Decoded {
+    /// A session as the create script writes it: version 1, no write yet, no connections.
+    pub fn new(doc: SessionDoc) -> Self {
+        Self { version: 1, writer: String::new(), doc, seqs: HashMap::new(), last_seq: 0 }
+    }
 }
 
 /// Parses the hash fields stored for session `id` (`HGETALL`); no fields is no session, and
@@ -66,7 +77,7 @@ pub(super) fn decode(id: &SessionId, fields: Vec<(String, String)>) -> Result<Op
         return Ok(None);
     }
     let bad = |what: String| StoreError::Unavailable(format!("session {id}: malformed hash in Redis: {what}"));
-    let (mut version, mut session) = (None, None);
+    let (mut version, mut session, mut writer) = (None, None, String::new());
     let mut parts = Vec::new();
     for (field, value) in fields {
         match field.as_str() {
@@ -76,6 +87,7 @@ pub(super) fn decode(id: &SessionId, fields: Vec<(String, String)>) -> Result<Op
                     value.parse::<u64>().ok().filter(|_| digits).ok_or_else(|| bad(format!("version {value:?}")))?,
                 );
             }
+            WRITER => writer = value,
             SESSION => {
                 let repr: SessionRepr =
                     serde_json::from_str(&value).map_err(|e| bad(format!("unreadable session: {e}")))?;
@@ -114,6 +126,7 @@ pub(super) fn decode(id: &SessionId, fields: Vec<(String, String)>) -> Result<Op
     }
     Ok(Some(Decoded {
         version,
+        writer,
         doc: SessionDoc::from_parts(SessionSnapshot { session, connections }, tokens),
         seqs,
         last_seq,

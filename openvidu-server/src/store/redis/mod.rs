@@ -9,7 +9,7 @@
 //!
 //! Each method is one atomic transition: it applies the same pure transition the in-memory store
 //! applies ([`super::transitions`]) to the session as last seen, and writes the parts it touched
-//! with a Lua compare-and-set on the version. The session as last seen is kept by this master after
+//! with a Lua compare-and-set on the version (its number and its writer's tag). The session as last seen is kept by this master after
 //! each write, so a master updating its own sessions makes **one round trip** per call; when
 //! another master changed the session meanwhile, the script answers the session as it is now and
 //! the transition is applied again to that answer in the next round (at most [`MAX_ATTEMPTS`]
@@ -120,6 +120,10 @@ struct Inner {
     scripts: Scripts,
     batches: Batches,
     seen: Seen,
+    /// This store's part of every writer tag: random, so that no other master's tags match.
+    writer: String,
+    /// Writes tagged so far (the other part of the tag).
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -147,6 +151,8 @@ impl RedisStore {
             scripts: Scripts::new(),
             batches: Batches::default(),
             seen: Seen::default(),
+            writer: openvidu_core::id::IdGenerator::random_suffix(&openvidu_core::id::RandomIds, 11),
+            writes: std::sync::atomic::AtomicU64::new(0),
         };
         let mut con = inner.conn.con();
         let pong: String = inner.call("PING", ::redis::cmd("PING").query_async(&mut con)).await?;
@@ -252,8 +258,10 @@ impl Inner {
     }
 
     /// The write script's call that writes the `touched` parts of `seen` if the session is still
-    /// at `seen.version` (it answers `ok`), or answers the session as it is now (`stale`, then
-    /// its hash, empty when it is gone). Gives new connections their sequence numbers.
+    /// the version `seen` was made from (it answers `ok`), or answers the session as it is now
+    /// (`stale`, then its hash, empty when it is gone). Gives new connections their sequence
+    /// numbers, and, when anything is written, makes `seen` the version this write makes: one up,
+    /// tagged with a tag of its own.
     fn write_cmd(&self, id: &SessionId, seen: &mut Decoded, touched: &Touched) -> Result<::redis::Cmd, StoreError> {
         let mut set = Vec::new();
         let mut delete = Vec::new();
@@ -280,13 +288,29 @@ impl Inner {
                 }
             }
         }
+        let tag = if touched.is_empty() {
+            seen.writer.clone()
+        } else {
+            let n = self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("{}.{n:x}", self.writer)
+        };
         let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(self.scripts.write.get_hash()).arg(1).arg(self.key(id)).arg(seen.version).arg(set.len());
+        cmd.arg(self.scripts.write.get_hash())
+            .arg(1)
+            .arg(self.key(id))
+            .arg(seen.version)
+            .arg(&seen.writer)
+            .arg(&tag)
+            .arg(set.len());
         for (field, value) in &set {
             cmd.arg(field).arg(value);
         }
         for field in &delete {
             cmd.arg(field);
+        }
+        if !touched.is_empty() {
+            seen.version += 1;
+            seen.writer = tag;
         }
         Ok(cmd)
     }
@@ -386,9 +410,7 @@ impl Store for RedisStore {
             .await?;
         if created == 1 {
             tracing::debug!(session_id = %id, "session created in Redis");
-            self.inner
-                .seen
-                .put(id, Decoded { version: 1, doc: SessionDoc::new(session), seqs: HashMap::new(), last_seq: 0 });
+            self.inner.seen.put(id, Decoded::new(SessionDoc::new(session)));
             Ok(())
         } else {
             Err(StoreError::SessionExists(id))

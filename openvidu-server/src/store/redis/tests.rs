@@ -165,6 +165,43 @@ async fn a_stale_view_of_a_session_is_corrected() {
     assert_eq!(a.set_recording(&sid, true).await, Err(StoreError::SessionNotFound(sid.clone())));
 }
 
+/// A write expects a version by its number *and* its writer's tag (what lets a round expect the
+/// version an earlier round still in flight is to make): another master's version with the number
+/// this master expects is still stale, so a connection it removed is not written back.
+#[tokio::test]
+async fn a_version_of_the_expected_number_by_another_writer_is_stale() {
+    let redis = RedisProcess::start();
+    let a = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let b = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let ids = SequentialIds::default();
+    let (sid, _) = session_with_token(&a, &ids).await;
+    let c = Connection::pending(ids.connection_id(), sid.clone(), 3, ConnectionProperties::default(), None);
+    a.create_connection(c.clone(), ids.token_id()).await.unwrap();
+    let key = format!("ov:session:{sid}");
+    let mut raw = ::redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let version = |raw: &mut ::redis::aio::MultiplexedConnection| {
+        let mut raw = raw.clone();
+        let key = key.clone();
+        async move { ::redis::cmd("HGET").arg(&key).arg("v").query_async::<u64>(&mut raw).await.unwrap() }
+    };
+    let expected_by_a = version(&mut raw).await;
+
+    // b removes the connection; its version is then given the number a expects.
+    b.remove_connection(&sid, &c.id).await.unwrap();
+    let _: () = ::redis::cmd("HSET").arg(&key).arg("v").arg(expected_by_a).query_async(&mut raw).await.unwrap();
+
+    // a's view still holds the connection: its change is found stale and refused on the session
+    // as it is.
+    let update = a.update_connection(&sid, &c.id, Some(openvidu_core::model::OpenViduRole::Moderator), None).await;
+    assert_eq!(update.map(|u| u.changed), Err(StoreError::ConnectionNotFound(c.id.clone())));
+    let now = b.session(&sid).await.unwrap().unwrap();
+    assert!(now.connection(&c.id).is_none(), "a wrote back a connection b had removed");
+    // And a goes on from the session as it is.
+    let next = Connection::pending(ids.connection_id(), sid.clone(), 4, ConnectionProperties::default(), None);
+    a.create_connection(next.clone(), ids.token_id()).await.unwrap();
+    assert!(b.session(&sid).await.unwrap().unwrap().connection(&next.id).is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_token_activates_once_across_masters() {
     let redis = RedisProcess::start();
