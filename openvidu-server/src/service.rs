@@ -374,7 +374,8 @@ impl OpenViduService {
         secret: Option<&str>,
         info: ActiveInfo,
     ) -> Result<(Connection, SessionSnapshot), JoinError> {
-        let snapshot = self.inner.store.session(session).await?.ok_or(JoinError::SessionNotFound)?;
+        // A session that does not exist is told before a bad token.
+        self.inner.store.session(session).await?.ok_or(JoinError::SessionNotFound)?;
         let by_secret = secret.is_some_and(|s| !s.is_empty() && s == self.config().secret);
         let token_id = if by_secret {
             let mut props = ConnectionProperties::default();
@@ -391,6 +392,10 @@ impl OpenViduService {
             Err(StoreError::SessionNotFound(_)) => return Err(JoinError::SessionNotFound),
             Err(e) => return Err(e.into()),
         };
+        // The others as they are once this connection is active, not as they were before: one
+        // that joined meanwhile is told of this one here, or this one's answer lists it (it reads
+        // the session after its own activation, like this).
+        let snapshot = self.inner.store.session(session).await?.ok_or(JoinError::SessionNotFound)?;
         let others: Vec<ConnectionId> =
             snapshot.active_connections().map(|c| c.id.clone()).filter(|c| c != &connection.id).collect();
         if let Some(a) = &connection.active {
@@ -406,7 +411,6 @@ impl OpenViduService {
             });
         }
         tracing::info!(session_id = %session, connection_id = %connection.id, ip = ?connection.ip(), "participant joined");
-        let snapshot = self.inner.store.session(session).await?.ok_or(JoinError::SessionNotFound)?;
         Ok((connection, snapshot))
     }
 

@@ -35,10 +35,15 @@ pub struct Harness {
 impl Harness {
     /// A plain-HTTP server. Logs go to the test output (`RUST_LOG`, default `warn`).
     pub async fn start() -> Self {
+        Self::start_with(Server::builder()).await
+    }
+
+    /// A plain-HTTP server from `builder` (a store of the test's, say).
+    pub async fn start_with(builder: openvidu_server::ServerBuilder) -> Self {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        let server = Server::builder().https(false).start().await.expect("the server starts");
+        let server = builder.https(false).start().await.expect("the server starts");
         let rest = OpenVidu::new(server.url(), server.secret()).expect("a REST client");
         Self { server, rest }
     }

@@ -83,8 +83,17 @@ impl OpenViduService {
             let _ = self.inner.media.unpublish(session, &stream).await;
             return Err(e.into());
         }
-        let others: Vec<ConnectionId> =
-            snapshot.active_connections().map(|c| c.id.clone()).filter(|c| c != connection).collect();
+        // Told: whoever is in the session once the stream is stored. One that joined while the
+        // media node negotiated is not in `snapshot`, and its `joinRoom` answer, read before the
+        // stream was stored, did not list it.
+        let now = self.inner.store.session(session).await.ok().flatten();
+        let others: Vec<ConnectionId> = now
+            .as_ref()
+            .unwrap_or(&snapshot)
+            .active_connections()
+            .map(|c| c.id.clone())
+            .filter(|c| c != connection)
+            .collect();
         self.inner.participants.notify_all(
             &others,
             &Notification::ParticipantPublished {
