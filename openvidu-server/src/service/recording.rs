@@ -411,13 +411,18 @@ impl OpenViduService {
         lock(&self.inner.recording.active).contains_key(session)
     }
 
-    /// A stream was published: it joins the running recording (cancelling a countdown), or
-    /// starts one when the session records `ALWAYS`.
-    pub(super) async fn stream_published(&self, session: &SessionId, connection: &ConnectionId, publisher: &Publisher) {
+    /// A stream was published (`snapshot`: the session with it stored): it joins the running
+    /// recording (cancelling a countdown), or starts one when the session records `ALWAYS`.
+    pub(super) async fn stream_published(
+        &self,
+        snapshot: SessionSnapshot,
+        connection: &ConnectionId,
+        publisher: &Publisher,
+    ) {
         if !self.config().recording {
             return;
         }
-        let Ok(Some(snapshot)) = self.inner.store.session(session).await else { return };
+        let session = &snapshot.session.id;
         let Some(c) = snapshot.connection(connection) else { return };
         match self.inner.recording.recording_of(session) {
             Some(r) => {

@@ -85,7 +85,7 @@ impl OpenViduService {
         }
         // Told: whoever is in the session once the stream is stored. One that joined while the
         // media node negotiated is not in `snapshot`, and its `joinRoom` answer, read before the
-        // stream was stored, did not list it.
+        // stream was stored, did not list it. The recording goes on from the same read.
         let now = self.inner.store.session(session).await.ok().flatten();
         let others: Vec<ConnectionId> = now
             .as_ref()
@@ -107,7 +107,9 @@ impl OpenViduService {
             webrtc: webrtc_info(&stream, connection, None, &publisher),
         });
         tracing::info!(session_id = %session, connection_id = %connection, stream_id = %stream, "published");
-        self.stream_published(session, connection, &publisher).await;
+        if let Some(now) = now {
+            self.stream_published(now, connection, &publisher).await;
+        }
         Ok((answer, publisher))
     }
 
@@ -345,7 +347,7 @@ impl OpenViduService {
         let answer = self.inner.media.publish(session, stream, options).await?;
         tracing::info!(session_id = %session, stream_id = %stream, "publisher reconnected");
         // The stream's recording goes on in a new file (`<streamId>-1.webm`).
-        self.stream_published(session, connection, &publisher).await;
+        self.stream_published(snapshot, connection, &publisher).await;
         let service = self.clone();
         let (session, connection, stream) = (session.clone(), connection.clone(), stream.clone());
         // After the answer is sent: the subscribers' new endpoints need the publisher's.

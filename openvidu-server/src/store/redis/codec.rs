@@ -5,8 +5,9 @@
 //! `openvidu_core::wire`'s business).
 //!
 //! Fields: [`VERSION`] (a counter every write increments), [`WRITER`] (the tag of the last write,
-//! unique to it: see [`super::commit`]), [`SESSION`] (the session without its connections) and one `c:<connectionId>` per connection (the connection, its usable token and
-//! its creation sequence number, which keeps the creation order a hash does not).
+//! unique to it: see [`super::commit`]), [`SESSION`] (the session without its connections) and
+//! one `c:<connectionId>` per connection (the connection, its usable token and its creation
+//! sequence number, which keeps the creation order a hash does not).
 
 use std::collections::HashMap;
 

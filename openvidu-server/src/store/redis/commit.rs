@@ -213,50 +213,55 @@ impl Inner {
 
         let mut reload = false;
         for (Write { id, ops }, reply) in writes.into_iter().zip(replies) {
-            match reply {
+            // Whether `seen` still holds the session as Redis has it; else it is read again on
+            // next use.
+            let current = match reply {
                 Ok(reply) => match reply.split_first() {
                     Some((status, [])) if status == "ok" => {
                         for op in ops {
                             op.finish(None);
                         }
+                        true
                     }
                     Some((status, fields)) if status == "stale" && fields.len() % 2 == 0 => {
                         let pairs = fields.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
                         match codec::decode(&id, pairs) {
                             Ok(Some(now)) => {
                                 self.seen.put(id.clone(), now);
-                                self.retry(id, ops);
+                                self.retry(id.clone(), ops);
+                                true
                             }
                             Ok(None) => {
-                                self.seen.forget(&id);
                                 fail_missing(ops);
+                                false
                             }
                             Err(e) => {
-                                self.seen.forget(&id);
                                 fail(ops, &e);
+                                false
                             }
                         }
                     }
                     _ => {
-                        self.seen.forget(&id);
-                        fail(
-                            ops,
-                            &StoreError::Unavailable(format!("session {id}: unexpected reply of the write script")),
-                        );
+                        let e = StoreError::Unavailable(format!("session {id}: unexpected reply of the write script"));
+                        fail(ops, &e);
+                        false
                     }
                 },
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     // Redis restarted and forgot the script: load it, then the group again on
                     // the session read anew.
                     reload = true;
-                    self.seen.forget(&id);
-                    self.batches.requeue(id, ops);
+                    self.batches.requeue(id.clone(), ops);
+                    false
                 }
                 Err(e) => {
                     tracing::warn!(session_id = %id, error = %e, "the write script failed");
-                    self.seen.forget(&id);
                     fail(ops, &StoreError::Unavailable(format!("Redis EVALSHA write: {e}")));
+                    false
                 }
+            };
+            if !current {
+                self.seen.forget(&id);
             }
         }
         if reload {

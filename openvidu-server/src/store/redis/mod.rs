@@ -9,11 +9,11 @@
 //!
 //! Each method is one atomic transition: it applies the same pure transition the in-memory store
 //! applies ([`super::transitions`]) to the session as last seen, and writes the parts it touched
-//! with a Lua compare-and-set on the version (its number and its writer's tag). The session as last seen is kept by this master after
-//! each write, so a master updating its own sessions makes **one round trip** per call; when
-//! another master changed the session meanwhile, the script answers the session as it is now and
-//! the transition is applied again to that answer in the next round (at most [`MAX_ATTEMPTS`]
-//! times).
+//! with a Lua compare-and-set on the version (its number and its writer's tag). The session as
+//! last seen is kept by this master after each write, so a master updating its own sessions makes
+//! **one round trip** per call; when another master changed the session meanwhile, the script
+//! answers the session as it is now and the transition is applied again to that answer in the
+//! next round (at most [`MAX_ATTEMPTS`] times).
 //!
 //! Transitions are **committed in groups** ([`commit`]): each call queues its transition and
 //! waits for the outcome; one task per store takes everything queued, applies each session's
@@ -288,19 +288,18 @@ impl Inner {
                 }
             }
         }
-        let tag = if touched.is_empty() {
-            seen.writer.clone()
-        } else {
+        // A write that changes nothing only checks the version, and keeps its tag.
+        let tag = (!touched.is_empty()).then(|| {
             let n = self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             format!("{}.{n:x}", self.writer)
-        };
+        });
         let mut cmd = ::redis::cmd("EVALSHA");
         cmd.arg(self.scripts.write.get_hash())
             .arg(1)
             .arg(self.key(id))
             .arg(seen.version)
             .arg(&seen.writer)
-            .arg(&tag)
+            .arg(tag.as_deref().unwrap_or(&seen.writer))
             .arg(set.len());
         for (field, value) in &set {
             cmd.arg(field).arg(value);
@@ -308,7 +307,7 @@ impl Inner {
         for field in &delete {
             cmd.arg(field);
         }
-        if !touched.is_empty() {
+        if let Some(tag) = tag {
             seen.version += 1;
             seen.writer = tag;
         }

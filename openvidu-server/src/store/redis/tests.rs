@@ -179,12 +179,7 @@ async fn a_version_of_the_expected_number_by_another_writer_is_stale() {
     a.create_connection(c.clone(), ids.token_id()).await.unwrap();
     let key = format!("ov:session:{sid}");
     let mut raw = ::redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let version = |raw: &mut ::redis::aio::MultiplexedConnection| {
-        let mut raw = raw.clone();
-        let key = key.clone();
-        async move { ::redis::cmd("HGET").arg(&key).arg("v").query_async::<u64>(&mut raw).await.unwrap() }
-    };
-    let expected_by_a = version(&mut raw).await;
+    let expected_by_a: u64 = ::redis::cmd("HGET").arg(&key).arg("v").query_async(&mut raw).await.unwrap();
 
     // b removes the connection; its version is then given the number a expects.
     b.remove_connection(&sid, &c.id).await.unwrap();
