@@ -9,7 +9,9 @@
 //! loopback port), printed with their ratio, at the chosen concurrency and at 4 and 16 times it:
 //! the Redis store answers each call after a round trip to Redis, so at low concurrency it is
 //! bound by that latency rather than by CPU; its peak throughput (the best of the three) is
-//! compared with the in-memory store's peak. Last, the two stores alone, called directly by as
+//! compared with the in-memory store's peak. The levels run in `--rounds` rounds (3 by default),
+//! the two stores back to back in each, and every row is the median of its rounds. Last, the two
+//! stores alone, called directly by as
 //! many tasks as the 4x level has clients: what the Redis store's group commit sustains without
 //! HTTP in front of it.
 
@@ -29,16 +31,19 @@ struct Args {
     seconds: u64,
     clients: usize,
     sessions: usize,
+    /// Rounds of the connection-creation levels; each row is the median of its rounds.
+    rounds: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { seconds: 5, clients: 32, sessions: 16 };
+    let mut a = Args { seconds: 5, clients: 32, sessions: 16, rounds: 3 };
     let v: Vec<String> = std::env::args().collect();
     for w in v.windows(2) {
         match w[0].as_str() {
             "--seconds" => a.seconds = w[1].parse().unwrap_or(a.seconds),
             "--clients" => a.clients = w[1].parse().unwrap_or(a.clients),
             "--sessions" => a.sessions = w[1].parse().unwrap_or(a.sessions),
+            "--rounds" => a.rounds = w[1].parse().unwrap_or(a.rounds).max(1),
             _ => {}
         }
     }
@@ -112,6 +117,13 @@ where
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
     };
     Report { name, requests: all.len(), errors, rps: all.len() as f64 / elapsed, p50: pct(0.50), p99: pct(0.99) }
+}
+
+/// The run of median throughput (the upper one of an even number); `None` when there is none.
+fn median(mut runs: Vec<Report>) -> Option<Report> {
+    runs.sort_by(|x, y| x.rps.total_cmp(&y.rps));
+    let middle = runs.len() / 2;
+    runs.into_iter().nth(middle)
 }
 
 /// A `redis-server` of this run on a free loopback port, stopped on drop.
@@ -215,58 +227,83 @@ fn main() {
         base.print(None);
 
         let (url, secret) = &targets.memory;
-        let conn = connections("connection creation", &a, a.clients, &client, url, secret).await;
-        conn.print(Some(base.rps));
-
         let api: reqwest::Url = format!("{url}/openvidu/api/sessions").parse().unwrap();
         let s = format!("Basic {}", base64_auth(secret));
         let sess = load("session creation", &a, a.clients, client.clone(), move |c, _| {
             c.post(api.clone()).header("authorization", &s).header("content-type", "application/json").body("{}")
         })
         .await;
+
+        // Connection creation at 1x, 4x and 16x the clients, each store (each on sessions of its
+        // own), in `a.rounds` rounds; in each level the two stores run back to back, the first
+        // one alternating from round to round, so that both see the machine as it is then. Each
+        // row is the run of median throughput: one run of a few seconds on this shared machine
+        // can be off by a third either way.
+        let levels = [
+            (1, "connection creation", "connection creation (Redis)"),
+            (4, "connection creation, 4x clients", "connection creation (Redis), 4x clients"),
+            (16, "connection creation, 16x clients", "connection creation (Redis), 16x clients"),
+        ];
+        let mut memory_runs: Vec<Vec<Report>> = levels.iter().map(|_| Vec::new()).collect();
+        let mut redis_runs: Vec<Vec<Report>> = levels.iter().map(|_| Vec::new()).collect();
+        for round in 0..a.rounds {
+            let mut line = format!("round {}:", round + 1);
+            for (level, &(times, memory_name, redis_name)) in levels.iter().enumerate() {
+                let busy = times * a.clients;
+                let redis_first = round % 2 == 1;
+                for redis_turn in [redis_first, !redis_first] {
+                    match (redis_turn, &targets.redis) {
+                        (true, Some((redis_url, redis_secret))) => {
+                            let r = connections(redis_name, &a, busy, &client, redis_url, redis_secret).await;
+                            line += &format!(" Redis@{busy} {:.0}", r.rps);
+                            redis_runs[level].push(r);
+                        }
+                        (true, None) => {}
+                        (false, _) => {
+                            let r = connections(memory_name, &a, busy, &client, url, secret).await;
+                            line += &format!(" memory@{busy} {:.0}", r.rps);
+                            memory_runs[level].push(r);
+                        }
+                    }
+                }
+            }
+            println!("{line}");
+        }
+        let memory_rows: Vec<Report> = memory_runs.into_iter().filter_map(median).collect();
+        let redis_rows: Vec<Report> = redis_runs.into_iter().filter_map(median).collect();
+
+        if let Some(conn) = memory_rows.first() {
+            conn.print(Some(base.rps));
+        }
         sess.print(Some(base.rps));
+        let conn_rps = memory_rows.first().map_or(0.0, |r| r.rps);
         println!(
             "goal: >= 20000 connection creations/s on this machine: {}",
-            if conn.rps >= 20_000.0 { "MET" } else { "NOT MET" }
+            if conn_rps >= 20_000.0 { "MET" } else { "NOT MET" }
         );
-
-        if let Some((redis_url, redis_secret)) = &targets.redis {
-            let redis =
-                connections("connection creation (Redis)", &a, a.clients, &client, redis_url, redis_secret).await;
-            redis.print(Some(base.rps));
+        for (i, (memory, in_redis)) in memory_rows.iter().zip(&redis_rows).enumerate() {
+            if i > 0 {
+                memory.print(Some(base.rps));
+            }
+            in_redis.print(Some(base.rps));
             println!(
                 "redis/in-memory connection creation, {} clients: {:.2} ({:.0} / {:.0} req/s)",
-                a.clients,
-                redis.rps / conn.rps.max(1.0),
-                redis.rps,
-                conn.rps
+                levels[i].0 * a.clients,
+                in_redis.rps / memory.rps.max(1.0),
+                in_redis.rps,
+                memory.rps
             );
-            // More concurrency, both stores again (each on sessions of its own): the Redis store
-            // answers after a round trip, so its peak needs more calls in flight than the
-            // in-memory store's. The peak of each store is the best of every level.
-            let (mut peak_redis, mut peak_memory) = (redis.rps, conn.rps);
-            for (times, memory_name, redis_name) in [
-                (4, "connection creation, 4x clients", "connection creation (Redis), 4x clients"),
-                (16, "connection creation, 16x clients", "connection creation (Redis), 16x clients"),
-            ] {
-                let busy = times * a.clients;
-                let conn_busy = connections(memory_name, &a, busy, &client, url, secret).await;
-                conn_busy.print(Some(base.rps));
-                let redis_busy = connections(redis_name, &a, busy, &client, redis_url, redis_secret).await;
-                redis_busy.print(Some(base.rps));
-                println!(
-                    "redis/in-memory connection creation, {busy} clients: {:.2} ({:.0} / {:.0} req/s)",
-                    redis_busy.rps / conn_busy.rps.max(1.0),
-                    redis_busy.rps,
-                    conn_busy.rps
-                );
-                peak_redis = peak_redis.max(redis_busy.rps);
-                peak_memory = peak_memory.max(conn_busy.rps);
-            }
+        }
+        if !redis_rows.is_empty() {
+            // The Redis store answers after a round trip, so its peak needs more calls in flight
+            // than the in-memory store's: the peak of each store is the best of its levels.
+            let peak = |rows: &[Report]| rows.iter().map(|r| r.rps).fold(0.0, f64::max);
+            let (peak_redis, peak_memory) = (peak(&redis_rows), peak(&memory_rows));
             let ratio = peak_redis / peak_memory.max(1.0);
             println!(
-                "redis/in-memory peak connection creation: {ratio:.2} ({peak_redis:.0} / {peak_memory:.0} req/s); \
-                 goal >= 0.6: {}",
+                "redis/in-memory peak connection creation: {ratio:.2} ({peak_redis:.0} / {peak_memory:.0} req/s, \
+                 medians of {} rounds); goal >= 0.6: {}",
+                a.rounds,
                 if ratio >= 0.6 { "MET" } else { "NOT MET" }
             );
         }
@@ -355,13 +392,18 @@ async fn connections(
     let urls: Vec<reqwest::Url> =
         (0..a.sessions).map(|i| format!("{api}/bench{clients}x{i}/connection").parse().unwrap()).collect();
     let sessions = a.sessions;
-    load(name, a, clients, client.clone(), move |c, n| {
+    let report = load(name, a, clients, client.clone(), move |c, n| {
         c.post(urls[n % sessions].clone())
             .header("authorization", &auth)
             .header("content-type", "application/json")
             .body("{\"role\":\"PUBLISHER\",\"data\":\"bench\"}")
     })
-    .await
+    .await;
+    // Closed, so that every run starts on empty sessions, whatever ran before it.
+    for i in 0..a.sessions {
+        let _ = client.delete(format!("{api}/bench{clients}x{i}")).basic_auth("OPENVIDUAPP", Some(secret)).send().await;
+    }
+    report
 }
 
 /// `base64("OPENVIDUAPP:<secret>")`.

@@ -197,6 +197,55 @@ async fn a_version_of_the_expected_number_by_another_writer_is_stale() {
     assert!(b.session(&sid).await.unwrap().unwrap().connection(&next.id).is_some());
 }
 
+#[tokio::test]
+async fn the_write_script_sets_and_deletes_more_fields_than_one_slice() {
+    let redis = RedisProcess::start();
+    let mut raw = ::redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let script = ::redis::Script::new(include_str!("write.lua"));
+    let key = "ov:session:many";
+    // More values than Lua's unpack takes at once (about 8000), in both directions.
+    let (sets, deletes) = (4_101, 8_101);
+    let mut existing = ::redis::cmd("HSET");
+    existing.arg(key).arg("v").arg(7).arg("w").arg("old");
+    for i in 0..deletes {
+        existing.arg(format!("gone{i}")).arg("x");
+    }
+    let () = existing.query_async(&mut raw).await.unwrap();
+    let write = |version: u64, expected_tag: &str| {
+        let mut inv = script.key(key);
+        inv.arg(version).arg(expected_tag).arg("new").arg(sets);
+        for i in 0..sets {
+            inv.arg(format!("f{i}")).arg(format!("value {i}"));
+        }
+        for i in 0..deletes {
+            inv.arg(format!("gone{i}"));
+        }
+        inv
+    };
+
+    // Another version than the hash's: refused, with the hash as it is.
+    let stale: Vec<String> = write(7, "other").invoke_async(&mut raw).await.unwrap();
+    assert_eq!(stale[0], "stale");
+    assert_eq!(stale.len(), 1 + 2 * (deletes + 2));
+
+    let done: Vec<String> = write(7, "old").invoke_async(&mut raw).await.unwrap();
+    assert_eq!(done, ["ok"]);
+    let all: std::collections::HashMap<String, String> =
+        ::redis::cmd("HGETALL").arg(key).query_async(&mut raw).await.unwrap();
+    assert_eq!(all.len(), sets + 2, "every field set, every deleted one gone, and v and w");
+    assert_eq!(all["v"], "8");
+    assert_eq!(all["w"], "new");
+    assert_eq!(all["f0"], "value 0");
+    assert_eq!(all[&format!("f{}", sets - 1)], format!("value {}", sets - 1));
+
+    // Nothing to set or delete: the version is only checked, and stays.
+    let noop: Vec<String> = script.key(key).arg(8).arg("new").arg("newer").arg(0).invoke_async(&mut raw).await.unwrap();
+    assert_eq!(noop, ["ok"]);
+    let (v, w): (String, String) =
+        ::redis::cmd("HMGET").arg(key).arg("v").arg("w").query_async(&mut raw).await.unwrap();
+    assert_eq!((v.as_str(), w.as_str()), ("8", "new"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_token_activates_once_across_masters() {
     let redis = RedisProcess::start();

@@ -15,17 +15,21 @@ if at[1] ~= ARGV[1] or (at[2] or '') ~= ARGV[2] then
   return all
 end
 local n = tonumber(ARGV[4])
-local changed = false
-for i = 0, n - 1 do
-  redis.call('HSET', KEYS[1], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
-  changed = true
+local last_set, last = 4 + 2 * n, #ARGV
+if last == 4 then
+  return {'ok'}
 end
-for i = 5 + 2 * n, #ARGV do
-  redis.call('HDEL', KEYS[1], ARGV[i])
-  changed = true
+-- Few commands, each with many arguments: a script's redis.call costs about as much as a command
+-- sent by a client. In slices, as Lua's unpack is limited to a few thousand values (an even size
+-- keeps field/value pairs whole).
+local SLICE = 1000
+for i = last_set + 1, last, SLICE do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + SLICE - 1, last)))
 end
-if changed then
-  redis.call('HSET', KEYS[1], 'w', ARGV[3])
-  redis.call('HINCRBY', KEYS[1], 'v', 1)
+-- The tag with the first slice (with nothing else when there is nothing to set).
+redis.call('HSET', KEYS[1], 'w', ARGV[3], unpack(ARGV, 5, math.min(4 + SLICE, last_set)))
+for i = 5 + SLICE, last_set, SLICE do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + SLICE - 1, last_set)))
 end
+redis.call('HINCRBY', KEYS[1], 'v', 1)
 return {'ok'}
