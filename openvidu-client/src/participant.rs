@@ -137,6 +137,10 @@ const MEDIA_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 const PUBLISHER_DISCONNECTED_GRACE: Duration = Duration::from_millis(500);
 /// How long a subscription's connection may stay `Disconnected` before it is renegotiated.
 const SUBSCRIBER_DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
+/// How long a connection may take to connect (ICE and DTLS) before it counts as broken. Without
+/// it, a connection whose peer never answers its checks (an answer applied to another offer, an
+/// endpoint the server replaced meanwhile) waits for ICE to fail, 25 s or more.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// How often a watchdog looks again at a connection that stays broken.
 const WATCHDOG_POLL: Duration = Duration::from_millis(250);
 /// Server candidates kept for a pushed reconnection until its peer connection exists.

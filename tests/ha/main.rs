@@ -72,6 +72,10 @@ impl Load {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn masters_behind_haproxy_survive_a_master_kill_and_a_redis_restart() {
+    // The bots' logs (`RUST_LOG`, default `warn`): their reconnections say what went wrong.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     let mut cluster = Cluster::start(Profile::Debug, 3, 2);
     let (urls, public) = (cluster.urls.clone(), cluster.public.clone());
     let rest = OpenVidu::new(&public, SECRET).expect("a REST client");
@@ -239,7 +243,11 @@ async fn masters_behind_haproxy_survive_a_master_kill_and_a_redis_restart() {
     while !(all_receive(&bots, |i| load.subscriptions(i))
         && all_receive(std::slice::from_ref(&late), |_| load.publishers))
     {
-        if rebuilt.elapsed() > Duration::from_secs(30) {
+        // Liveness, not speed (the release figure is `benches/ha_failover`: about 2 s): in this
+        // debug build, on 2 cores that the 100 bots saturate, a renegotiated connection sometimes
+        // never connects and is retried after the bots' connect deadline (10 s), up to twice in
+        // a row; 20 to 30 s in all was seen.
+        if rebuilt.elapsed() > Duration::from_secs(60) {
             let silent: Vec<String> = bots
                 .iter()
                 .enumerate()
@@ -251,7 +259,7 @@ async fn masters_behind_haproxy_survive_a_master_kill_and_a_redis_restart() {
                         .map(move |s| format!("bot {i} ({n}/{want} subscriptions): {s:?}"))
                 })
                 .collect();
-            panic!("{} subscriptions carry no media 30 s after the media node's death: {silent:#?}", silent.len());
+            panic!("{} subscriptions carry no media 60 s after the media node's death: {silent:#?}", silent.len());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -421,8 +421,9 @@ impl Participant {
     }
 }
 
-/// Reconnects a peer connection that is `Failed`, or `Disconnected` longer than its grace
-/// period; looks again while it stays broken (the retry loops run one at a time).
+/// Reconnects a peer connection that is `Failed`, `Disconnected` longer than its grace period, or
+/// not yet connected [`CONNECT_DEADLINE`] after the watch began; looks again while it stays broken
+/// (the retry loops run one at a time).
 async fn media_watchdog(
     weak: Weak<Inner>,
     mut states: tokio::sync::watch::Receiver<RTCPeerConnectionState>,
@@ -434,6 +435,8 @@ async fn media_watchdog(
         Watched::Subscription { .. } => SUBSCRIBER_DISCONNECTED_GRACE,
     };
     let mut disconnected_since: Option<tokio::time::Instant> = None;
+    // Until it first connects: when the watch began.
+    let mut connecting_since = Some(tokio::time::Instant::now());
     loop {
         let state = *states.borrow_and_update();
         let broken = match state {
@@ -442,8 +445,13 @@ async fn media_watchdog(
             RTCPeerConnectionState::Disconnected => {
                 disconnected_since.get_or_insert_with(tokio::time::Instant::now).elapsed() >= grace
             }
+            RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting => {
+                disconnected_since = None;
+                connecting_since.is_some_and(|since| since.elapsed() >= CONNECT_DEADLINE)
+            }
             _ => {
                 disconnected_since = None;
+                connecting_since = None;
                 false
             }
         };
@@ -458,7 +466,8 @@ async fn media_watchdog(
                 return;
             }
         }
-        let waiting = matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Disconnected);
+        let waiting = matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Disconnected)
+            || connecting_since.is_some();
         if waiting {
             if let Ok(Err(_)) = tokio::time::timeout(WATCHDOG_POLL, states.changed()).await {
                 return;
@@ -466,5 +475,41 @@ async fn media_watchdog(
         } else if states.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A watchdog of a participant that is gone: it returns when it finds its connection broken
+    /// (there is nobody left to reconnect), and waits while the connection is fine.
+    fn watch(
+        state: RTCPeerConnectionState,
+    ) -> (tokio::sync::watch::Sender<RTCPeerConnectionState>, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = tokio::sync::watch::channel(state);
+        (tx, tokio::spawn(media_watchdog(Weak::new(), rx, 1, Watched::Publisher)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_does_not_connect_in_time_is_broken() {
+        let (_tx, watchdog) = watch(RTCPeerConnectionState::Connecting);
+        tokio::time::sleep(CONNECT_DEADLINE - Duration::from_millis(500)).await;
+        assert!(!watchdog.is_finished(), "broken before the deadline");
+        tokio::time::sleep(Duration::from_millis(500) + WATCHDOG_POLL * 2).await;
+        assert!(watchdog.is_finished(), "still waiting after the deadline");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_connected_has_no_deadline() {
+        let (tx, watchdog) = watch(RTCPeerConnectionState::Connecting);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.send(RTCPeerConnectionState::Connected).unwrap();
+        tokio::time::sleep(CONNECT_DEADLINE * 3).await;
+        assert!(!watchdog.is_finished(), "a connected connection counted as broken");
+        // Disconnected past its grace: broken.
+        tx.send(RTCPeerConnectionState::Disconnected).unwrap();
+        tokio::time::sleep(PUBLISHER_DISCONNECTED_GRACE + WATCHDOG_POLL * 2).await;
+        assert!(watchdog.is_finished());
     }
 }
