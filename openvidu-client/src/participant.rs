@@ -58,6 +58,9 @@
 //!   the server's offer with `reconnectStream{stream, sdpString, forciblyReconnect: true}`; a
 //!   push takes over from a retrying reconnection, and of several pushes arriving during a
 //!   reconnection the last one wins.
+//! - A connection (the publisher's or a subscription's) that is not connected 10 s after it was
+//!   made counts as broken too, and is reconnected as above: a peer that never answers its
+//!   checks would otherwise be noticed only when ICE gives up, 25 s later.
 //! - ICE notices a silent peer fast: consent checks every 500 ms, `Disconnected` after 1.5 s
 //!   without a packet from it, `Failed` 5 s later (the webrtc crate's defaults: 2 s, 5 s and
 //!   25 s more). A dead media node is thus noticed in about 2 s by its publishers and 3.5 s
@@ -70,7 +73,8 @@
 //!   are not renegotiated after it (openvidu-browser reconnects its broken streams then).
 //! - ICE timeouts are shorter (above), and the publisher waits 0.5 s, a subscription 2 s (not
 //!   4 s) for a `Disconnected` connection to come back before reconnecting it. A reconnection
-//!   that fails is retried every second (openvidu-browser tries once per ICE failure).
+//!   that fails is retried every second (openvidu-browser tries once per ICE failure), and one
+//!   that does not connect within 10 s is reconnected (openvidu-browser waits for ICE to fail).
 //! - Filters, `videoData` and `streamPropertyChanged` requests are not sent.
 //! - One stream per participant, as in openvidu-browser.
 //!
@@ -138,8 +142,7 @@ const PUBLISHER_DISCONNECTED_GRACE: Duration = Duration::from_millis(500);
 /// How long a subscription's connection may stay `Disconnected` before it is renegotiated.
 const SUBSCRIBER_DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
 /// How long a connection may take to connect (ICE and DTLS) before it counts as broken. Without
-/// it, a connection whose peer never answers its checks (an answer applied to another offer, an
-/// endpoint the server replaced meanwhile) waits for ICE to fail, 25 s or more.
+/// it, a connection whose peer never answers its checks waits for ICE to fail, 25 s or more.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// How often a watchdog looks again at a connection that stays broken.
 const WATCHDOG_POLL: Duration = Duration::from_millis(250);

@@ -72,9 +72,11 @@ impl Load {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn masters_behind_haproxy_survive_a_master_kill_and_a_redis_restart() {
-    // The bots' logs (`RUST_LOG`, default `warn`): their reconnections say what went wrong.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The bots' logs (`RUST_LOG`; by default their warnings, without the webrtc crates' notes on
+    // connections still being set up): their reconnections say what went wrong.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,rtc=error,rtc_ice=error,rtc_dtls=error,webrtc=error")
+    });
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     let mut cluster = Cluster::start(Profile::Debug, 3, 2);
     let (urls, public) = (cluster.urls.clone(), cluster.public.clone());
