@@ -19,9 +19,9 @@ local last_set, last = 4 + 2 * n, #ARGV
 if last == 4 then
   return {'ok'}
 end
--- Few commands, each with many arguments: a script's redis.call costs about as much as a command
--- sent by a client. In slices, as Lua's unpack is limited to a few thousand values (an even size
--- keeps field/value pairs whole).
+-- Few commands, each with many arguments: every redis.call goes through Redis's command dispatch.
+-- In slices, as Lua's unpack is limited to a few thousand values (an even size keeps field/value
+-- pairs whole).
 local SLICE = 1000
 for i = last_set + 1, last, SLICE do
   redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + SLICE - 1, last)))
