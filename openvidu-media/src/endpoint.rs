@@ -60,6 +60,8 @@ struct EndpointState {
     held: Vec<IceCandidate>,
     mid: Option<String>,
     remote_set: bool,
+    /// The remote description's ICE ufrag: candidates naming another one are not for us.
+    remote_ufrag: Option<String>,
     pending_remote: Vec<IceCandidate>,
     failed: bool,
 }
@@ -162,11 +164,13 @@ impl EndpointShared {
         self.apply_remote(pc, candidate).await
     }
 
-    /// The remote description is set: apply the queued remote candidates.
-    pub(crate) async fn remote_description_set(&self, pc: &dyn PeerConnection) {
+    /// The remote description (whose ICE ufrag is `remote_ufrag`) is set: apply the queued
+    /// remote candidates.
+    pub(crate) async fn remote_description_set(&self, pc: &dyn PeerConnection, remote_ufrag: Option<String>) {
         let pending = {
             let mut state = lock(&self.state);
             state.remote_set = true;
+            state.remote_ufrag = remote_ufrag;
             std::mem::take(&mut state.pending_remote)
         };
         for candidate in pending {
@@ -180,6 +184,16 @@ impl EndpointShared {
     async fn apply_remote(&self, pc: &dyn PeerConnection, candidate: IceCandidate) -> Result<(), MediaError> {
         tracing::trace!(session = %self.session, endpoint = %self.endpoint,
             candidate = %candidate.candidate, "remote ICE candidate");
+        let remote_ufrag = lock(&self.state).remote_ufrag.clone();
+        if let Some(theirs) = foreign_ufrag(remote_ufrag.as_deref(), &candidate.candidate) {
+            // A candidate of the client's previous peer connection for this endpoint name,
+            // trickled after a renegotiation replaced it. Checks sent there would reach a peer
+            // connection of another negotiation (and the webrtc crate lets a check that fails
+            // authentication still flip the receiver's ICE role).
+            tracing::debug!(session = %self.session, endpoint = %self.endpoint,
+                candidate_ufrag = theirs, "ICE candidate of another negotiation ignored");
+            return Ok(());
+        }
         let mdns = candidate.candidate.contains(".local ");
         let init = RTCIceCandidateInit {
             candidate: candidate.candidate,
@@ -228,6 +242,29 @@ impl EndpointShared {
             _ => None,
         }
     }
+}
+
+/// The `ufrag` extension of a candidate line (`... typ host generation 0 ufrag Xy12 ...`, as
+/// Chrome and openvidu-rs's participant write them): the ICE username fragment of the peer
+/// connection that gathered it.
+pub(crate) fn candidate_ufrag(candidate: &str) -> Option<&str> {
+    let text = candidate.trim();
+    let value = text.strip_prefix("candidate:").unwrap_or(text);
+    // foundation component transport priority address port "typ" type, then name/value pairs.
+    let mut extensions = value.split_whitespace().skip(8);
+    while let (Some(name), Some(value)) = (extensions.next(), extensions.next()) {
+        if name == "ufrag" {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The ufrag of `candidate` if it names one other than `remote_ufrag` (the remote
+/// description's): then it was gathered by another peer connection than the one negotiated.
+pub(crate) fn foreign_ufrag<'a>(remote_ufrag: Option<&str>, candidate: &'a str) -> Option<&'a str> {
+    let theirs = candidate_ufrag(candidate)?;
+    (remote_ufrag? != theirs).then_some(theirs)
 }
 
 /// Validates a remote candidate. `Ok(false)`: the end-of-candidates marker, nothing to add.

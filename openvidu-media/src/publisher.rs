@@ -240,6 +240,7 @@ impl Publisher {
         let sdp_offer = sdp::only_codecs(&options.sdp_offer, &desc, |kind, codec| {
             chosen.iter().any(|(k, c)| *k == kind && c.as_ref().is_some_and(|c| c.payload_type == codec.payload_type))
         });
+        let remote_ufrag = sdp::ice_ufrag(&sdp_offer);
         let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
 
         let mut codecs = Vec::new();
@@ -287,7 +288,7 @@ impl Publisher {
         };
         // From here on, dropping `publisher` on error closes the peer connection.
         pc.set_remote_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
-        shared.remote_description_set(pc.as_ref()).await;
+        shared.remote_description_set(pc.as_ref(), remote_ufrag).await;
         let answer = pc.create_answer(None).await.map_err(MediaError::webrtc)?;
         let answer_sdp = answer.sdp.clone();
         pc.set_local_description(answer).await.map_err(MediaError::webrtc)?;

@@ -127,12 +127,13 @@ impl Subscriber {
         let sdp_offer = sdp::only_codecs(&sdp_offer, &desc, |kind, codec| {
             sources.iter().any(|s| s.kind == kind && codec.is(kind, &s.codec.rtp_codec.mime_type))
         });
+        let remote_ufrag = sdp::ice_ufrag(&sdp_offer);
         let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
         let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;
         // Dropping `pc` on error is not enough: it must be closed.
         let result: Result<_, MediaError> = async {
             pc.set_remote_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))?;
-            shared.remote_description_set(pc.as_ref()).await;
+            shared.remote_description_set(pc.as_ref(), remote_ufrag).await;
             // The client's sections are recvonly: adding the tracks now turns the transceivers
             // it created into sendonly ones.
             let outputs = add_outputs(pc.as_ref(), publisher.stream(), &sources).await?;
@@ -203,6 +204,7 @@ impl Subscriber {
             // Claimed now so that a concurrent second answer is refused.
             *phase = Phase::Forwarding;
         }
+        let remote_ufrag = sdp::ice_ufrag(&sdp_answer);
         let result = async {
             let answer = RTCSessionDescription::answer(sdp_answer).map_err(|e| MediaError::Sdp(e.to_string()))?;
             self.inner.pc.set_remote_description(answer).await.map_err(|e| MediaError::Sdp(e.to_string()))
@@ -212,7 +214,7 @@ impl Subscriber {
             *lock(&self.inner.phase) = Phase::AwaitingAnswer;
             return Err(e);
         }
-        self.inner.shared.remote_description_set(self.inner.pc.as_ref()).await;
+        self.inner.shared.remote_description_set(self.inner.pc.as_ref(), remote_ufrag).await;
         self.start_forwarding().await?;
         tracing::info!(session = %self.inner.shared.session, subscriber = %self.inner.subscriber,
             stream = %self.inner.stream, "subscribed (server offer)");

@@ -69,9 +69,14 @@ pub(crate) fn stun_binding_username(datagram: &[u8]) -> Option<&str> {
 /// Which peer connection a datagram arriving on a shared port belongs to. Sans-IO.
 ///
 /// A STUN Binding request names its target by `USERNAME` = `<target ufrag>:<sender ufrag>`;
-/// that binds the sender's address to the target. Everything else (STUN responses, DTLS,
-/// SRTP) is routed by the remote address, learned from those requests and from the
-/// destinations each peer connection sends to.
+/// that binds the sender's address to the target. A request for a ufrag nobody has (a peer
+/// connection closed by a renegotiation, while the client's old one still checks) is dropped,
+/// never handed to whoever owns the sender's address: webrtc's ICE agent handles a request's
+/// role-conflict attributes before it checks the request's credentials, so a stray request
+/// could flip the role of an unrelated agent, leaving both ends controlled and the connection
+/// never nominated. Everything else (STUN responses, DTLS, SRTP) is routed by the remote
+/// address, learned from those requests and from the destinations each peer connection sends
+/// to.
 #[derive(Debug, Default)]
 pub(crate) struct MuxTable {
     next: SlotId,
@@ -106,10 +111,9 @@ impl MuxTable {
     pub(crate) fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<SlotId> {
         if let Some(username) = stun_binding_username(datagram) {
             let target = username.split(':').next().unwrap_or_default();
-            if let Some(&slot) = self.by_ufrag.get(target) {
-                self.bind(slot, from);
-                return Some(slot);
-            }
+            let slot = *self.by_ufrag.get(target)?;
+            self.bind(slot, from);
+            return Some(slot);
         }
         self.by_addr.get(&from).copied()
     }

@@ -2,12 +2,17 @@
 //! `redis-server`, `openvidu-media-node`s, `openvidu-server` masters sharing state in Redis, and
 //! HAProxy in front of the masters with health checks on `/openvidu/api/health`. Every process
 //! is killed (SIGKILL) and reaped on drop.
+//!
+//! The masters' and media nodes' logs are dropped, unless `OPENVIDU_HA_LOG_DIR` names a folder:
+//! then each writes its log to a file there (`master-<n>.log`, `node-<n>.log`) with the filter
+//! `OPENVIDU_HA_CHILD_LOG` (default `info,rtc=warn,rtc_ice=warn,webrtc=warn`).
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "HA_SECRET";
@@ -37,6 +42,25 @@ fn binary(profile: Profile, name: &str) -> PathBuf {
     bin
 }
 
+/// Where a child's log goes: a new file in `OPENVIDU_HA_LOG_DIR` (with the filter
+/// `OPENVIDU_HA_CHILD_LOG` set on `cmd`), or nowhere.
+fn log_sink(name: &str, cmd: &mut Command) -> Stdio {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("OPENVIDU_HA_LOG_DIR").map(PathBuf::from) else {
+        return Stdio::null();
+    };
+    let filter =
+        std::env::var("OPENVIDU_HA_CHILD_LOG").unwrap_or_else(|_| "info,rtc=warn,rtc_ice=warn,webrtc=warn".to_owned());
+    cmd.env("RUST_LOG", filter);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("{}-{n}.log", name.replace(' ', "-")));
+    let file = std::fs::create_dir_all(&dir).and_then(|()| std::fs::File::create(&path));
+    match file {
+        Ok(file) => Stdio::from(file),
+        Err(e) => panic!("cannot write {}: {e}", path.display()),
+    }
+}
+
 /// A child process, killed (SIGKILL) and reaped on drop.
 pub struct Proc {
     name: String,
@@ -46,10 +70,11 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd` and waits for a stdout line starting with `ready` (returns its rest).
     fn start(name: &str, mut cmd: Command, ready: &str) -> (Self, String) {
+        let log = log_sink(name, &mut cmd);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{name} starts: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");

@@ -116,6 +116,9 @@ struct CandidateState {
     released: bool,
     held: Vec<String>,
     mid: Option<String>,
+    /// The local description's ICE ufrag, written into each candidate sent (as Chrome does),
+    /// so that the server can tell this peer connection's candidates from a replaced one's.
+    ufrag: Option<String>,
     remote_set: bool,
     pending_remote: Vec<RemoteCandidate>,
 }
@@ -139,7 +142,7 @@ impl EndpointShared {
     fn local_candidate(&self, candidate: String) {
         let mut state = lock(&self.candidates);
         if state.released {
-            let mid = state.mid.clone();
+            let (mid, candidate) = (state.mid.clone(), with_ufrag(candidate, state.ufrag.as_deref()));
             drop(state);
             self.send_candidate(candidate, mid);
         } else {
@@ -274,6 +277,20 @@ fn vp8() -> RTCRtpCodecParameters {
 
 fn opus() -> RTCRtpCodecParameters {
     codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", OPUS_PAYLOAD_TYPE, &[])
+}
+
+/// The first `a=ice-ufrag` of `sdp`.
+pub(crate) fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_owned))
+}
+
+/// `candidate` with a `ufrag` extension naming `ufrag`, unless it has one or `ufrag` is
+/// unknown.
+pub(crate) fn with_ufrag(candidate: String, ufrag: Option<&str>) -> String {
+    match ufrag {
+        Some(ufrag) if !candidate.split_whitespace().any(|t| t == "ufrag") => format!("{candidate} ufrag {ufrag}"),
+        _ => candidate,
+    }
 }
 
 /// The `a=mid` of the first m-section of `sdp`.
@@ -412,14 +429,15 @@ impl Endpoint {
     /// The server knows the endpoint now: trickle the held local candidates and the next ones,
     /// with the first m-section of `local_sdp` as their `sdpMid`.
     pub(crate) fn release_candidates(&self, local_sdp: &str) {
-        let (held, mid) = {
+        let (held, mid, ufrag) = {
             let mut state = lock(&self.inner.shared.candidates);
             state.released = true;
             state.mid = first_mid(local_sdp);
-            (std::mem::take(&mut state.held), state.mid.clone())
+            state.ufrag = ice_ufrag(local_sdp);
+            (std::mem::take(&mut state.held), state.mid.clone(), state.ufrag.clone())
         };
         for c in held {
-            self.inner.shared.send_candidate(c, mid.clone());
+            self.inner.shared.send_candidate(with_ufrag(c, ufrag.as_deref()), mid.clone());
         }
     }
 

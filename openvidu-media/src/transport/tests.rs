@@ -105,3 +105,20 @@ fn unregister_forgets_ufrag_and_addresses() {
     table.note_destination(a, remote);
     assert_eq!(table.route(remote, &[22]), None, "a dead slot learns nothing");
 }
+
+#[test]
+fn a_binding_request_for_a_gone_ufrag_is_dropped_not_routed_by_address() {
+    let mut table = MuxTable::default();
+    let old = table.register("ufragOld");
+    let new = table.register("ufragNew");
+    let client = addr("10.0.0.7:7000");
+    // The client's new peer connection checks the new endpoint from the same address family;
+    // the new endpoint learned the old client address as a destination.
+    table.note_destination(new, client);
+    table.unregister(old);
+    // The client's old peer connection keeps checking the closed endpoint.
+    assert_eq!(table.route(client, &binding_request("ufragOld:c1")), None);
+    // Its DTLS and the new endpoint's own requests still arrive.
+    assert_eq!(table.route(client, &[22]), Some(new));
+    assert_eq!(table.route(client, &binding_request("ufragNew:c2")), Some(new));
+}
