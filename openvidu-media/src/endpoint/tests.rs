@@ -13,6 +13,8 @@ fn browser_candidates_are_accepted() {
         "1467250027 1 udp 2122260223 192.168.0.196 46243 typ host",
         "candidate:1 1 UDP 2122252543 2001:db8::1 55000 typ host",
         "candidate:2 1 udp 2113937151 0b8e4a7c-3a0e-4a8f-9d5c-3a6f1f0c1e2d.local 54400 typ host generation 0 ufrag x network-cost 999",
+        // The participant client's: webrtc's candidate line plus the ufrag extension.
+        "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host ufrag AbCd",
     ] {
         assert_eq!(check_candidate(&c(ok)).map_err(|e| e.to_string()), Ok(true), "{ok}");
     }
