@@ -4,8 +4,9 @@
 //! is killed (SIGKILL) and reaped on drop.
 //!
 //! The masters' and media nodes' logs are dropped, unless `OPENVIDU_HA_LOG_DIR` names a folder:
-//! then each writes its log to a file there (`master-<n>.log`, `node-<n>.log`) with the filter
-//! `OPENVIDU_HA_CHILD_LOG` (default `info,rtc=warn,rtc_ice=warn,webrtc=warn`).
+//! then each writes its log to a file there (`media-node-<n>.log`, `master-<n>.log`, `n` counting
+//! the processes started) with the filter `OPENVIDU_HA_CHILD_LOG` (default
+//! `info,rtc=warn,rtc_ice=warn,webrtc=warn`).
 
 #![allow(dead_code)]
 
