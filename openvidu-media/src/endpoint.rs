@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use openvidu_core::id::SessionId;
+use openvidu_core::wire::ice::candidate_ufrag;
 use rand::Rng;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{NackResponderBuilder, SenderReportBuilder, Slot};
@@ -242,22 +243,6 @@ impl EndpointShared {
             _ => None,
         }
     }
-}
-
-/// The `ufrag` extension of a candidate line (`... typ host generation 0 ufrag Xy12 ...`, as
-/// Chrome and openvidu-rs's participant write them): the ICE username fragment of the peer
-/// connection that gathered it.
-pub(crate) fn candidate_ufrag(candidate: &str) -> Option<&str> {
-    let text = candidate.trim();
-    let value = text.strip_prefix("candidate:").unwrap_or(text);
-    // foundation component transport priority address port "typ" type, then name/value pairs.
-    let mut extensions = value.split_whitespace().skip(8);
-    while let (Some(name), Some(value)) = (extensions.next(), extensions.next()) {
-        if name == "ufrag" {
-            return Some(value);
-        }
-    }
-    None
 }
 
 /// The ufrag of `candidate` if it names one other than `remote_ufrag` (the remote

@@ -22,6 +22,7 @@ use crate::forward::Forwarders;
 use crate::keyframe::{KeyframeLimiter, KeyframeOut};
 use crate::node::{EndpointId, IceCandidate, MediaError, PublishOptions};
 use crate::sdp;
+use openvidu_core::wire::ice::sdp_ice_ufrag;
 
 /// Packets buffered per tap (e.g. a recorder) before a slow one starts losing them.
 const FANOUT_CAPACITY: usize = 512;
@@ -240,7 +241,7 @@ impl Publisher {
         let sdp_offer = sdp::only_codecs(&options.sdp_offer, &desc, |kind, codec| {
             chosen.iter().any(|(k, c)| *k == kind && c.as_ref().is_some_and(|c| c.payload_type == codec.payload_type))
         });
-        let remote_ufrag = sdp::ice_ufrag(&sdp_offer);
+        let remote_ufrag = sdp_ice_ufrag(&sdp_offer).map(str::to_owned);
         let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
 
         let mut codecs = Vec::new();

@@ -175,12 +175,6 @@ pub(crate) fn first_mid(sdp: &str) -> Option<String> {
         .find_map(|(_, l)| l.strip_prefix("a=mid:").map(str::to_owned))
 }
 
-/// The first `a=ice-ufrag` of `sdp` (session or media level): the ICE username fragment of
-/// the peer that wrote it. A bundled session has one.
-pub(crate) fn ice_ufrag(sdp: &str) -> Option<String> {
-    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_owned))
-}
-
 /// `sdp` with only the payload types `keep` accepts in its audio and video sections: the `m=`
 /// format list and the `a=rtpmap`, `a=fmtp` and `a=rtcp-fb` lines of the others are dropped.
 /// `desc` is `sdp` parsed. A section where `keep` accepts nothing is left whole, for the

@@ -21,6 +21,7 @@ use crate::keyframe::is_keyframe_request;
 use crate::node::{EndpointId, IceCandidate, MediaError};
 use crate::publisher::{Publisher, TrackFanout};
 use crate::sdp;
+use openvidu_core::wire::ice::sdp_ice_ufrag;
 
 /// One forwarded track: the publisher's fan-out and the local track that sends it on.
 struct Output {
@@ -127,7 +128,7 @@ impl Subscriber {
         let sdp_offer = sdp::only_codecs(&sdp_offer, &desc, |kind, codec| {
             sources.iter().any(|s| s.kind == kind && codec.is(kind, &s.codec.rtp_codec.mime_type))
         });
-        let remote_ufrag = sdp::ice_ufrag(&sdp_offer);
+        let remote_ufrag = sdp_ice_ufrag(&sdp_offer).map(str::to_owned);
         let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
         let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;
         // Dropping `pc` on error is not enough: it must be closed.
@@ -204,7 +205,7 @@ impl Subscriber {
             // Claimed now so that a concurrent second answer is refused.
             *phase = Phase::Forwarding;
         }
-        let remote_ufrag = sdp::ice_ufrag(&sdp_answer);
+        let remote_ufrag = sdp_ice_ufrag(&sdp_answer).map(str::to_owned);
         let result = async {
             let answer = RTCSessionDescription::answer(sdp_answer).map_err(|e| MediaError::Sdp(e.to_string()))?;
             self.inner.pc.set_remote_description(answer).await.map_err(|e| MediaError::Sdp(e.to_string()))

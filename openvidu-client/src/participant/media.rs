@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use openvidu_core::wire::ice::{candidate_ufrag, sdp_ice_ufrag};
 use openvidu_core::wire::rpc::OnIceCandidateParams;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media::Sample;
@@ -279,16 +280,11 @@ fn opus() -> RTCRtpCodecParameters {
     codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", OPUS_PAYLOAD_TYPE, &[])
 }
 
-/// The first `a=ice-ufrag` of `sdp`.
-pub(crate) fn ice_ufrag(sdp: &str) -> Option<String> {
-    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_owned))
-}
-
 /// `candidate` with a `ufrag` extension naming `ufrag`, unless it has one or `ufrag` is
 /// unknown.
 pub(crate) fn with_ufrag(candidate: String, ufrag: Option<&str>) -> String {
     match ufrag {
-        Some(ufrag) if !candidate.split_whitespace().any(|t| t == "ufrag") => format!("{candidate} ufrag {ufrag}"),
+        Some(ufrag) if candidate_ufrag(&candidate).is_none() => format!("{candidate} ufrag {ufrag}"),
         _ => candidate,
     }
 }
@@ -433,7 +429,7 @@ impl Endpoint {
             let mut state = lock(&self.inner.shared.candidates);
             state.released = true;
             state.mid = first_mid(local_sdp);
-            state.ufrag = ice_ufrag(local_sdp);
+            state.ufrag = sdp_ice_ufrag(local_sdp).map(str::to_owned);
             (std::mem::take(&mut state.held), state.mid.clone(), state.ufrag.clone())
         };
         for c in held {

@@ -177,11 +177,11 @@ fn join_results_and_ice_addresses() {
 #[test]
 fn sent_candidates_name_the_local_ufrag_once() {
     let sdp = "v=0\r\nm=audio 9 x 111\r\na=ice-ufrag:AbCd\r\na=mid:0\r\n";
-    let ufrag = media::ice_ufrag(sdp);
-    assert_eq!(ufrag.as_deref(), Some("AbCd"));
+    let ufrag = openvidu_core::wire::ice::sdp_ice_ufrag(sdp);
+    assert_eq!(ufrag, Some("AbCd"));
     let host = "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host".to_owned();
-    assert_eq!(media::with_ufrag(host.clone(), ufrag.as_deref()), format!("{host} ufrag AbCd"));
+    assert_eq!(media::with_ufrag(host.clone(), ufrag), format!("{host} ufrag AbCd"));
     let named = format!("{host} generation 0 ufrag Zz99");
-    assert_eq!(media::with_ufrag(named.clone(), ufrag.as_deref()), named);
+    assert_eq!(media::with_ufrag(named.clone(), ufrag), named);
     assert_eq!(media::with_ufrag(host.clone(), None), host);
 }

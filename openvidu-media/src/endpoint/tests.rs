@@ -36,21 +36,6 @@ fn malformed_candidates_are_errors() {
 }
 
 #[test]
-fn a_candidate_names_its_ufrag_in_its_extensions() {
-    let chrome = "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag sXRf network-cost 999";
-    assert_eq!(candidate_ufrag(chrome), Some("sXRf"));
-    assert_eq!(
-        candidate_ufrag("candidate:3 1 tcp 1518280447 10.0.0.1 9 typ host tcptype active ufrag Ab12"),
-        Some("Ab12")
-    );
-    assert_eq!(candidate_ufrag("candidate:1 1 udp 2122260223 192.168.0.196 46243 typ host generation 0"), None);
-    // Only a name in a name/value position counts, not an address or a value.
-    assert_eq!(candidate_ufrag("candidate:1 1 udp 1 ufrag 9 typ host"), None);
-    assert_eq!(candidate_ufrag("candidate:1 1 udp 1 10.0.0.1 9 typ host generation ufrag"), None);
-    assert_eq!(candidate_ufrag(""), None);
-}
-
-#[test]
 fn only_a_candidate_naming_another_ufrag_is_foreign() {
     let of = |ufrag: &str| format!("candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host generation 0 ufrag {ufrag}");
     assert_eq!(foreign_ufrag(Some("mine"), &of("mine")), None);

@@ -225,13 +225,3 @@ fn a_section_keeping_nothing_is_left_whole() {
     assert!(pruned.contains("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"));
     assert_eq!(only_codecs(CHROME_OFFER, &desc, |_, _| false), CHROME_OFFER);
 }
-
-#[test]
-fn the_ice_ufrag_is_read_at_session_or_media_level() {
-    assert_eq!(
-        ice_ufrag("v=0\r\na=ice-ufrag:sess\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:media\r\n"),
-        Some("sess".into())
-    );
-    assert_eq!(ice_ufrag("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:media\r\n"), Some("media".into()));
-    assert_eq!(ice_ufrag("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), None);
-}
