@@ -25,7 +25,7 @@ use crate::engine::MediaEngine;
 use crate::keyframe::KeyframeRequestMarker;
 use crate::node::{EndpointId, IceCandidate, MediaError, MediaEvent};
 use crate::publisher::TrackFanout;
-use crate::transport::{AdvertisedAddrs, EndpointRuntime};
+use crate::transport::{AdvertisedAddrs, DirectSockets, EndpointRuntime};
 
 /// Remote candidates kept per endpoint while its remote description is not set yet.
 pub(crate) const MAX_QUEUED_CANDIDATES: usize = 64;
@@ -73,6 +73,8 @@ pub(crate) struct EndpointShared {
     pub(crate) endpoint: EndpointId,
     events: UnboundedSender<MediaEvent>,
     pub(crate) advertised: Arc<AdvertisedAddrs>,
+    /// The connection's mux sockets, for the fan-out's batched sends.
+    pub(crate) direct: Arc<DirectSockets>,
     state: Mutex<EndpointState>,
     /// Set (under `state`'s lock) once the peer connection is connected, ICE and DTLS: SRTP keys
     /// exist. The legs forwarding to a subscriber send nothing before.
@@ -87,6 +89,7 @@ impl EndpointShared {
             endpoint,
             events,
             advertised: Arc::default(),
+            direct: Arc::default(),
             state: Mutex::default(),
             media_up: Arc::default(),
             closing: AtomicBool::new(false),
@@ -390,7 +393,12 @@ pub(crate) async fn build_peer_connection(
         // datagram), and the handshake waited for the 1 s retransmission.
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .build();
-    let runtime = Arc::new(EndpointRuntime::new(engine.transport().clone(), ufrag, handler.shared.advertised.clone()));
+    let runtime = Arc::new(EndpointRuntime::new(
+        engine.transport().clone(),
+        ufrag,
+        handler.shared.advertised.clone(),
+        handler.shared.direct.clone(),
+    ));
     let pc = PeerConnectionBuilder::new()
         .with_configuration(
             RTCConfigurationBuilder::new().with_certificates(vec![engine.certificate().clone()]).build(),

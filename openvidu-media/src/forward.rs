@@ -1,11 +1,15 @@
 //! The fan-out's hot path: every packet of a published track written to each subscriber's
-//! local track by the task that read it, without a task or a channel hop per subscriber.
+//! peer connection by the task that read it, without a task or a channel hop per subscriber.
 //!
-//! A subscriber's local track hands packets to its peer connection's driver through a bounded
-//! channel. The write is polled once: a driver whose channel is full (a subscriber that cannot
-//! keep up) loses that packet, as a lagging receiver of a broadcast would, and the publisher is
-//! asked for a keyframe so that the subscriber can decode again. No subscriber can hold up the
-//! others, and the reading task never waits.
+//! A leg writes the packet straight through its connection's sans-I/O core (SRTP and all) and
+//! queues the datagrams that come out on a [`SendBatch`]; once every leg has its copy, the
+//! batch goes out with one `sendmmsg` per socket ([`SenderSink`]). When the connection's driver
+//! holds the core at that moment, or the connection has no mux socket, the leg falls back to
+//! its local track, which hands the packet to the driver through a bounded channel. That write
+//! is polled once: a driver whose channel is full (a subscriber that cannot keep up) loses the
+//! packet, as a lagging receiver of a broadcast would, and the publisher is asked for a
+//! keyframe so that the subscriber can decode again. No subscriber can hold up the others, and
+//! the reading task never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,8 +18,10 @@ use futures_util::FutureExt;
 use rtc::rtp;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::rtp_transceiver::RtpSender;
 
 use crate::endpoint::lock;
+use crate::transport::{DirectSockets, SendBatch};
 
 /// What became of a packet handed to a [`RtpSink`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,14 +34,14 @@ pub(crate) enum Handed {
     Unbound,
 }
 
-/// Where a leg's packets go: a subscriber's local track.
+/// Where a leg's packets go: a subscriber's peer connection.
 pub(crate) trait RtpSink: Send + Sync {
-    /// Hands over `packet` without waiting.
-    fn try_write(&self, packet: rtp::Packet) -> Handed;
+    /// Hands over `packet` without waiting; datagrams to send may be queued on `batch`.
+    fn try_write(&self, packet: rtp::Packet, batch: &mut SendBatch) -> Handed;
 }
 
 impl RtpSink for TrackLocalStaticRTP {
-    fn try_write(&self, packet: rtp::Packet) -> Handed {
+    fn try_write(&self, packet: rtp::Packet, _: &mut SendBatch) -> Handed {
         match self.write_rtp(packet).now_or_never() {
             Some(Ok(())) => Handed::Queued,
             Some(Err(e)) => {
@@ -43,6 +49,49 @@ impl RtpSink for TrackLocalStaticRTP {
                 Handed::Unbound
             }
             None => Handed::Busy,
+        }
+    }
+}
+
+/// A subscriber's RTP sender, written in the caller's task, its datagrams sent by the caller's
+/// batch; through its local track (the driver) when that cannot be done.
+pub(crate) struct SenderSink {
+    sender: Arc<dyn RtpSender>,
+    track: Arc<TrackLocalStaticRTP>,
+    sockets: Arc<DirectSockets>,
+}
+
+impl SenderSink {
+    /// A sink writing to `sender` (whose track is `track`) and sending on `sockets`.
+    pub(crate) fn new(
+        sender: Arc<dyn RtpSender>,
+        track: Arc<TrackLocalStaticRTP>,
+        sockets: Arc<DirectSockets>,
+    ) -> Self {
+        Self { sender, track, sockets }
+    }
+}
+
+impl RtpSink for SenderSink {
+    fn try_write(&self, packet: rtp::Packet, batch: &mut SendBatch) -> Handed {
+        if self.sockets.is_empty() {
+            return self.track.try_write(packet, batch);
+        }
+        match self.sender.try_write_rtp_now(packet, &mut batch.drained) {
+            Ok(None) => {
+                let dropped = self.sockets.queue_drained(batch);
+                if dropped > 0 {
+                    tracing::debug!(dropped, "forwarded datagrams with no mux socket to send them");
+                }
+                Handed::Queued
+            }
+            // The driver holds the connection's core just now.
+            Ok(Some(packet)) => self.track.try_write(packet, batch),
+            Err(e) => {
+                batch.drained.clear();
+                tracing::trace!(error = %e, "forwarding RTP failed");
+                Handed::Unbound
+            }
         }
     }
 }
@@ -73,13 +122,13 @@ impl Forwarder {
 
     /// Hands `packet`, rewritten for this leg, to the peer connection without waiting.
     /// Returns false when the packet was dropped because the connection is busy.
-    fn write(&self, mut packet: rtp::Packet) -> bool {
+    fn write(&self, mut packet: rtp::Packet, batch: &mut SendBatch) -> bool {
         if !self.media_up.load(Ordering::Acquire) {
             return true;
         }
         packet.header.ssrc = self.ssrc;
         packet.header.payload_type = self.payload_type;
-        match self.sink.try_write(packet) {
+        match self.sink.try_write(packet, batch) {
             // Unbound: not negotiated yet, or closing; nothing to recover.
             Handed::Queued | Handed::Unbound => true,
             Handed::Busy => {
@@ -129,10 +178,10 @@ impl Forwarders {
         lock(&self.list).len()
     }
 
-    /// Writes `packet` to every leg. Header extensions are dropped once for all of them: their
-    /// ids were negotiated with the publisher, not with the subscribers. Returns true when some
-    /// leg dropped the packet.
-    pub(crate) fn forward(&self, mut packet: rtp::Packet) -> bool {
+    /// Writes `packet` to every leg and sends what they queued on `batch`. Header extensions
+    /// are dropped once for all of them: their ids were negotiated with the publisher, not with
+    /// the subscribers. Returns true when some leg, or the send, lost the packet.
+    pub(crate) fn forward(&self, mut packet: rtp::Packet, batch: &mut SendBatch) -> bool {
         let legs = lock(&self.list).clone();
         let Some(((_, last), rest)) = legs.split_last() else {
             return false;
@@ -140,9 +189,11 @@ impl Forwarders {
         strip_extensions(&mut packet.header);
         let mut dropped = false;
         for (_, leg) in rest {
-            dropped |= !leg.write(packet.clone());
+            dropped |= !leg.write(packet.clone(), batch);
         }
-        dropped |= !last.write(packet);
+        dropped |= !last.write(packet, batch);
+        // A datagram the socket could not take is lost like a busy leg's packet.
+        dropped |= batch.flush() > 0;
         dropped
     }
 }
@@ -167,7 +218,7 @@ mod tests {
     }
 
     impl RtpSink for Kept {
-        fn try_write(&self, packet: rtp::Packet) -> Handed {
+        fn try_write(&self, packet: rtp::Packet, _: &mut SendBatch) -> Handed {
             if self.busy {
                 return Handed::Busy;
             }
@@ -200,7 +251,7 @@ mod tests {
         forwarders.add(leg(&a, 11, 96));
         forwarders.add(leg(&b, 22, 120));
         for seq in [65534, 65535, 0, 1] {
-            assert!(!forwarders.forward(packet(seq)));
+            assert!(!forwarders.forward(packet(seq), &mut SendBatch::default()));
         }
         for (sink, ssrc, payload_type) in [(&a, 11, 96), (&b, 22, 120)] {
             let got = lock(&sink.packets);
@@ -222,8 +273,8 @@ mod tests {
         let slow_leg = leg(&slow, 1, 96);
         forwarders.add(slow_leg.clone());
         forwarders.add(leg(&fine, 2, 96));
-        assert!(forwarders.forward(packet(1)));
-        assert!(forwarders.forward(packet(2)));
+        assert!(forwarders.forward(packet(1), &mut SendBatch::default()));
+        assert!(forwarders.forward(packet(2), &mut SendBatch::default()));
         assert_eq!(slow_leg.dropped(), 2);
         assert_eq!(lock(&fine.packets).len(), 2);
     }
@@ -239,11 +290,11 @@ mod tests {
         forwarders.remove(a);
         forwarders.remove(a);
         assert_eq!(forwarders.len(), 1);
-        forwarders.forward(packet(5));
+        forwarders.forward(packet(5), &mut SendBatch::default());
         assert_eq!(lock(&sink.packets).iter().map(|p| p.header.ssrc).collect::<Vec<_>>(), [2]);
         forwarders.remove(b);
         assert_eq!(forwarders.len(), 0);
-        assert!(!forwarders.forward(packet(6)));
+        assert!(!forwarders.forward(packet(6), &mut SendBatch::default()));
     }
 
     #[test]
@@ -252,10 +303,13 @@ mod tests {
         let sink = Arc::new(Kept::default());
         let media_up = Arc::new(AtomicBool::new(false));
         forwarders.add(Arc::new(Forwarder::new(sink.clone(), 7, 96, media_up.clone())));
-        assert!(!forwarders.forward(packet(1)), "a leg still connecting loses nothing it could use");
+        assert!(
+            !forwarders.forward(packet(1), &mut SendBatch::default()),
+            "a leg still connecting loses nothing it could use"
+        );
         assert!(lock(&sink.packets).is_empty());
         media_up.store(true, Ordering::Release);
-        forwarders.forward(packet(2));
+        forwarders.forward(packet(2), &mut SendBatch::default());
         assert_eq!(lock(&sink.packets).iter().map(|p| p.header.sequence_number).collect::<Vec<_>>(), [2]);
     }
 
@@ -268,6 +322,6 @@ mod tests {
             rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
             vec![],
         ));
-        assert_eq!(track.try_write(packet(1)), Handed::Unbound);
+        assert_eq!(track.try_write(packet(1), &mut SendBatch::default()), Handed::Unbound);
     }
 }

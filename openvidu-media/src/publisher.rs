@@ -22,6 +22,7 @@ use crate::forward::Forwarders;
 use crate::keyframe::{KeyframeLimiter, KeyframeOut};
 use crate::node::{EndpointId, IceCandidate, MediaError, PublishOptions};
 use crate::sdp;
+use crate::transport::SendBatch;
 use openvidu_core::wire::ice::sdp_ice_ufrag;
 
 /// Packets buffered per tap (e.g. a recorder) before a slow one starts losing them.
@@ -93,6 +94,7 @@ impl TrackFanout {
         *lock(&self.remote) = Some(RemoteSource { track: track.clone(), ssrc });
         let fanout = self.clone();
         let task = tokio::spawn(async move {
+            let mut batch = SendBatch::default();
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
@@ -101,7 +103,7 @@ impl TrackFanout {
                             let _ = fanout.packets.send(packet.clone());
                         }
                         // A subscriber that lost a packet needs a keyframe to decode again.
-                        if fanout.forwarders.forward(packet) {
+                        if fanout.forwarders.forward(packet, &mut batch) {
                             fanout.request_keyframe();
                         }
                     }

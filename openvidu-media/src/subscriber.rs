@@ -16,7 +16,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
 use crate::engine::MediaEngine;
-use crate::forward::{Forwarder, ForwarderKey};
+use crate::forward::{Forwarder, ForwarderKey, SenderSink};
 use crate::keyframe::is_keyframe_request;
 use crate::node::{EndpointId, IceCandidate, MediaError};
 use crate::publisher::{Publisher, TrackFanout};
@@ -265,12 +265,9 @@ impl Subscriber {
             };
             let feedback = tokio::spawn(feedback(output.source.clone(), output.track.clone()));
             lock(&self.inner.tasks).push(feedback.abort_handle());
-            let forwarder = Arc::new(Forwarder::new(
-                output.track.clone(),
-                output.ssrc,
-                payload_type,
-                self.inner.shared.media_up.clone(),
-            ));
+            let sink = SenderSink::new(output.sender.clone(), output.track.clone(), self.inner.shared.direct.clone());
+            let forwarder =
+                Arc::new(Forwarder::new(Arc::new(sink), output.ssrc, payload_type, self.inner.shared.media_up.clone()));
             let key = output.source.forwarders.add(forwarder.clone());
             lock(&self.inner.legs).push(Leg { source: output.source.clone(), ssrc: output.ssrc, key, forwarder });
             started += 1;

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,8 +30,11 @@ use webrtc::runtime::{
 use crate::config::UdpPorts;
 use crate::node::MediaError;
 
+mod batch;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use batch::SendBatch;
 
 /// Datagrams queued per peer connection before the mux drops new ones.
 const PEER_QUEUE: usize = 2048;
@@ -225,7 +228,8 @@ impl Transport {
 
     /// The socket that replaces the one the driver bound at `local` for the peer connection
     /// whose ICE ufrag is `ufrag`, and the address to advertise for it.
-    fn replace_socket(&self, local: SocketAddr, ufrag: &str) -> io::Result<(Arc<dyn AsyncUdpSocket>, SocketAddr)> {
+    /// In mux mode, the socket is also returned as a [`MuxedSocket`], for [`DirectSockets`].
+    fn replace_socket(&self, local: SocketAddr, ufrag: &str) -> io::Result<Replacement> {
         let announce = |port| SocketAddr::new(self.announced.unwrap_or(local.ip()), port);
         match &self.mode {
             Mode::Mux { port, ports } => {
@@ -243,15 +247,15 @@ impl Transport {
                     state.sinks.insert(slot, tx);
                     slot
                 };
-                let socket = MuxedSocket {
+                let socket = Arc::new(MuxedSocket {
                     local,
                     slot,
                     socket: mux.socket.clone(),
                     state: mux.state.clone(),
                     rx: Mutex::new(rx),
                     noted: Mutex::new(HashSet::new()),
-                };
-                Ok((Arc::new(socket), announce(*port)))
+                });
+                Ok(Replacement { socket: socket.clone(), advertised: announce(*port), muxed: Some(socket) })
             }
             Mode::Range { min, max, next } => {
                 let span = u32::from(*max - *min) + 1;
@@ -260,8 +264,8 @@ impl Transport {
                     let port = *next;
                     *next = if port >= *max { *min } else { port + 1 };
                     if let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), port)) {
-                        let wrapped = TokioRuntime.wrap_udp_socket(socket)?;
-                        return Ok((wrapped, announce(port)));
+                        let socket = TokioRuntime.wrap_udp_socket(socket)?;
+                        return Ok(Replacement { socket, advertised: announce(port), muxed: None });
                     }
                 }
                 Err(io::Error::new(
@@ -271,6 +275,13 @@ impl Transport {
             }
         }
     }
+}
+
+/// What [`Transport::replace_socket`] gives a peer connection.
+struct Replacement {
+    socket: Arc<dyn AsyncUdpSocket>,
+    advertised: SocketAddr,
+    muxed: Option<Arc<MuxedSocket>>,
 }
 
 fn config_io(e: io::Error) -> MediaError {
@@ -331,6 +342,16 @@ impl std::fmt::Debug for MuxState {
     }
 }
 
+impl MuxedSocket {
+    /// Records that this peer connection sends to `to`, so that the mux routes what comes back
+    /// from `to` to it.
+    fn note(&self, to: SocketAddr) {
+        if lock(&self.noted).insert(to) {
+            lock(&self.state).table.note_destination(self.slot, to);
+        }
+    }
+}
+
 impl Drop for MuxedSocket {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
@@ -346,9 +367,7 @@ impl AsyncUdpSocket for MuxedSocket {
 
     fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
         let to = transmit.destination;
-        if lock(&self.noted).insert(to) {
-            lock(&self.state).table.note_destination(self.slot, to);
-        }
+        self.note(to);
         match transmit.segment_size {
             Some(size) if size > 0 && size < transmit.contents.len() => {
                 // GSO batch (never requested: max_gso_segments is 1); send what we can.
@@ -402,12 +421,56 @@ impl AdvertisedAddrs {
     }
 }
 
+/// The mux sockets of one peer connection, by the local address its driver knows them by, so
+/// that the fan-out can send the connection's RTP itself, batched with other connections'
+/// ([`SendBatch`]), instead of through the driver task. Empty in range mode.
+#[derive(Debug, Default)]
+pub(crate) struct DirectSockets(Mutex<Vec<(SocketAddr, Weak<MuxedSocket>)>>);
+
+impl DirectSockets {
+    fn insert(&self, local: SocketAddr, socket: &Arc<MuxedSocket>) {
+        let mut sockets = lock(&self.0);
+        sockets.retain(|(l, s)| *l != local && s.strong_count() > 0);
+        sockets.push((local, Arc::downgrade(socket)));
+    }
+
+    /// Whether the connection has no mux socket (range mode): it sends through its driver.
+    pub(crate) fn is_empty(&self) -> bool {
+        lock(&self.0).is_empty()
+    }
+
+    /// Queues on `batch` every datagram in `batch.drained` (what the connection's core produced
+    /// for one write). Returns how many were dropped because no socket of this connection sends
+    /// from their local address (a TCP or relayed path, which the media node does not offer, or
+    /// a socket closed meanwhile).
+    pub(crate) fn queue_drained(&self, batch: &mut SendBatch) -> usize {
+        let mut drained = std::mem::take(&mut batch.drained);
+        let mut dropped = 0;
+        {
+            let sockets = lock(&self.0);
+            for datagram in drained.drain(..) {
+                let local = datagram.transport.local_addr;
+                let Some(socket) = sockets.iter().find(|(l, _)| *l == local).and_then(|(_, s)| s.upgrade()) else {
+                    dropped += 1;
+                    continue;
+                };
+                let to = datagram.transport.peer_addr;
+                socket.note(to);
+                batch.push(socket.socket.clone(), to, datagram.message);
+            }
+        }
+        batch.drained = drained;
+        dropped
+    }
+}
+
 /// The runtime of one peer connection: tokio, with the UDP sockets swapped as described in the
 /// module docs.
 pub(crate) struct EndpointRuntime {
     transport: Arc<Transport>,
     ufrag: String,
     advertised: Arc<AdvertisedAddrs>,
+    direct: Arc<DirectSockets>,
 }
 
 impl std::fmt::Debug for EndpointRuntime {
@@ -417,8 +480,13 @@ impl std::fmt::Debug for EndpointRuntime {
 }
 
 impl EndpointRuntime {
-    pub(crate) fn new(transport: Arc<Transport>, ufrag: String, advertised: Arc<AdvertisedAddrs>) -> Self {
-        Self { transport, ufrag, advertised }
+    pub(crate) fn new(
+        transport: Arc<Transport>,
+        ufrag: String,
+        advertised: Arc<AdvertisedAddrs>,
+        direct: Arc<DirectSockets>,
+    ) -> Self {
+        Self { transport, ufrag, advertised, direct }
     }
 }
 
@@ -429,10 +497,13 @@ impl Runtime for EndpointRuntime {
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         let local = socket.local_addr()?;
-        let (replacement, advertised) = self.transport.replace_socket(local, &self.ufrag)?;
+        let replacement = self.transport.replace_socket(local, &self.ufrag)?;
         drop(socket);
-        self.advertised.insert(local, advertised);
-        Ok(replacement)
+        self.advertised.insert(local, replacement.advertised);
+        if let Some(muxed) = &replacement.muxed {
+            self.direct.insert(local, muxed);
+        }
+        Ok(replacement.socket)
     }
 
     fn wrap_tcp_listener(&self, listener: std::net::TcpListener) -> io::Result<Arc<dyn AsyncTcpListener>> {

@@ -1,0 +1,185 @@
+//! The fan-out's sends: the datagrams of many peer connections, queued while one packet is
+//! forwarded to every subscriber, then sent with one `sendmmsg` per socket instead of one
+//! system call (and one driver task wake) per subscriber.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rtc::shared::TaggedBytesMut;
+
+/// One datagram waiting for [`SendBatch::flush`].
+struct Queued {
+    socket: Arc<tokio::net::UdpSocket>,
+    to: SocketAddr,
+    data: BytesMut,
+}
+
+/// Datagrams queued for sending, and the scratch space the peer connections' cores write into.
+#[derive(Default)]
+pub(crate) struct SendBatch {
+    queued: Vec<Queued>,
+    /// What one peer connection's core produced for the packet just written, before it is
+    /// routed to a socket (kept to reuse its allocation).
+    pub(crate) drained: Vec<TaggedBytesMut>,
+}
+
+/// Datagrams per `sendmmsg` call (the kernel's limit is `UIO_MAXIOV`, 1024); fewer in tests, so
+/// that a run longer than one call fits in a test receiver's socket buffer.
+const MAX_PER_CALL: usize = if cfg!(test) { 16 } else { 256 };
+
+impl SendBatch {
+    /// Queues `data` for `to` on `socket`.
+    pub(crate) fn push(&mut self, socket: Arc<tokio::net::UdpSocket>, to: SocketAddr, data: BytesMut) {
+        self.queued.push(Queued { socket, to, data });
+    }
+
+    /// How many datagrams are queued.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Sends everything queued, without waiting: a datagram the socket cannot take now (its
+    /// send buffer is full) is lost, as it would be on the wire. Returns how many were lost.
+    pub(crate) fn flush(&mut self) -> usize {
+        let mut lost = 0;
+        let mut start = 0;
+        while start < self.queued.len() {
+            let socket = &self.queued[start].socket;
+            let end = self.queued[start..]
+                .iter()
+                .position(|q| !Arc::ptr_eq(&q.socket, socket))
+                .map_or(self.queued.len(), |n| start + n);
+            for run in self.queued[start..end].chunks(MAX_PER_CALL) {
+                lost += send_run(socket, run);
+            }
+            start = end;
+        }
+        self.queued.clear();
+        if lost > 0 {
+            tracing::debug!(lost, "fan-out: datagrams the socket could not take");
+        }
+        lost
+    }
+}
+
+/// Sends `run` (datagrams of one socket) with `sendmmsg`; returns how many were not sent.
+#[cfg(target_os = "linux")]
+fn send_run(socket: &tokio::net::UdpSocket, run: &[Queued]) -> usize {
+    use std::os::fd::AsRawFd;
+
+    let addrs: Vec<socket2::SockAddr> = run.iter().map(|q| socket2::SockAddr::from(q.to)).collect();
+    let mut iovecs: Vec<libc::iovec> = run
+        .iter()
+        .map(|q| libc::iovec { iov_base: q.data.as_ptr() as *mut libc::c_void, iov_len: q.data.len() })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = addrs
+        .iter()
+        .zip(iovecs.iter_mut())
+        .map(|(addr, iov)| {
+            // SAFETY: `mmsghdr` is plain old data; all-zero is a valid (empty) value.
+            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+            header.msg_hdr.msg_namelen = addr.len();
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+            header
+        })
+        .collect();
+    let fd = socket.as_raw_fd();
+    let mut done = 0;
+    let mut lost = 0;
+    while done < headers.len() {
+        let rest = &mut headers[done..];
+        let count = libc::c_uint::try_from(rest.len()).unwrap_or(libc::c_uint::MAX);
+        // SAFETY: `fd` is the open socket `socket` owns; every header points at an address in
+        // `addrs` and one iovec in `iovecs` over a datagram in `run`, all alive and unmoved
+        // until this function returns.
+        let sent = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), count, 0) };
+        if let Ok(sent @ 1..) = usize::try_from(sent) {
+            done += sent;
+            continue;
+        }
+        let error = std::io::Error::last_os_error();
+        match error.kind() {
+            std::io::ErrorKind::Interrupted => {}
+            std::io::ErrorKind::WouldBlock => {
+                lost += headers.len() - done;
+                break;
+            }
+            _ => {
+                // The first datagram was refused (an unreachable destination, say): skip it.
+                tracing::trace!(to = %run[done].to, %error, "fan-out send failed");
+                lost += 1;
+                done += 1;
+            }
+        }
+    }
+    lost
+}
+
+/// Sends `run` one datagram at a time (no `sendmmsg` here).
+#[cfg(not(target_os = "linux"))]
+fn send_run(socket: &tokio::net::UdpSocket, run: &[Queued]) -> usize {
+    run.iter().filter(|q| socket.try_send_to(&q.data, q.to).is_err()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn receiver() -> (tokio::net::UdpSocket, SocketAddr) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        (socket, addr)
+    }
+
+    async fn recv(socket: &tokio::net::UdpSocket, buf: &mut [u8]) -> usize {
+        let received = tokio::time::timeout(std::time::Duration::from_secs(5), socket.recv(buf)).await;
+        received.expect("a datagram within 5 s").expect("recv")
+    }
+
+    #[tokio::test]
+    async fn a_flush_delivers_every_datagram_to_its_destination_in_order() {
+        let sender = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let other = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let ((a, a_addr), (b, b_addr)) = (receiver().await, receiver().await);
+        let mut batch = SendBatch::default();
+        // A run longer than one call, then another socket, then the first one again.
+        let to_b = |i: &u16| (40..50).contains(i);
+        for i in 0..60u16 {
+            let (socket, to) = if to_b(&i) { (&other, b_addr) } else { (&sender, a_addr) };
+            batch.push(socket.clone(), to, BytesMut::from(&i.to_be_bytes()[..]));
+        }
+        assert_eq!(batch.len(), 60);
+        assert_eq!(batch.flush(), 0);
+        assert_eq!(batch.len(), 0);
+        let mut buf = [0u8; 16];
+        let expected_a: Vec<u16> = (0..60).filter(|i| !to_b(i)).collect();
+        let expected_b: Vec<u16> = (0..60).filter(to_b).collect();
+        for (socket, expected) in [(&a, expected_a), (&b, expected_b)] {
+            for i in expected {
+                let n = recv(socket, &mut buf).await;
+                assert_eq!(&buf[..n], &i.to_be_bytes()[..]);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_destination_costs_only_its_own_datagram() {
+        let sender = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let (a, a_addr) = receiver().await;
+        let mut batch = SendBatch::default();
+        batch.push(sender.clone(), a_addr, BytesMut::from(&b"one"[..]));
+        // An IPv6 destination on an IPv4 socket: refused by the kernel.
+        batch.push(sender.clone(), "[::1]:9".parse().expect("addr"), BytesMut::from(&b"lost"[..]));
+        batch.push(sender.clone(), a_addr, BytesMut::from(&b"two"[..]));
+        assert_eq!(batch.flush(), 1);
+        let mut buf = [0u8; 16];
+        for expected in [&b"one"[..], &b"two"[..]] {
+            let n = recv(&a, &mut buf).await;
+            assert_eq!(&buf[..n], expected);
+        }
+    }
+}
