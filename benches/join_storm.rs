@@ -20,6 +20,17 @@ use openvidu::client::{OpenVidu, Session, SessionProperties};
 use openvidu::core::id::StreamId;
 use support::{SECRET, ServerProcess, server_binary};
 
+/// The bots share the machine's two cores with the server: mimalloc (the server's allocator)
+/// keeps their share small (with the system allocator, a quarter of their CPU in a storm was
+/// `malloc` and `free`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long the synthetic publisher streams before the first join: past its first two seconds,
+/// in which every frame is a keyframe, so that each joiner's first keyframe is one the server
+/// asked the publisher for (as with a browser's encoder), not one that happened to come next.
+const PUBLISHER_WARM_UP: Duration = Duration::from_millis(2500);
+
 struct Args {
     joiners: usize,
     fps: u32,
@@ -42,6 +53,12 @@ fn args() -> Args {
 
 /// When one joiner got its first video packet and its first keyframe (from its join's start).
 struct Joined {
+    /// The join RPC answered (WebSocket open, `joinRoom`).
+    joined: Duration,
+    /// The subscription's SDP answered (`receiveVideoFrom`).
+    subscribed: Duration,
+    /// The subscription's peer connection connected (ICE and DTLS).
+    connected: Duration,
     packet: Duration,
     keyframe: Duration,
     bot: Participant,
@@ -50,16 +67,24 @@ struct Joined {
 async fn join_and_watch(token: String, stream: StreamId) -> Option<Joined> {
     let start = Instant::now();
     let bot = Participant::join(&token, JoinOptions::new()).await.ok()?;
+    let joined = start.elapsed();
     bot.subscribe(&stream).await.ok()?;
+    let subscribed = start.elapsed();
     let mut packet = None;
+    let mut connected = None;
     while start.elapsed() < Duration::from_secs(30) {
         if let Some(s) = bot.stats().first() {
+            if connected.is_none() && s.connected {
+                connected = Some(start.elapsed());
+            }
             if packet.is_none() && s.video.packets > 0 {
                 packet = Some(start.elapsed());
             }
             if s.video.keyframes > 0 {
                 let keyframe = start.elapsed();
-                return Some(Joined { packet: packet.unwrap_or(keyframe), keyframe, bot });
+                let packet = packet.unwrap_or(keyframe);
+                let connected = connected.unwrap_or(packet);
+                return Some(Joined { joined, subscribed, connected, packet, keyframe, bot });
             }
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -88,6 +113,16 @@ fn line(what: &str, all: &mut [Duration], n: usize) {
     );
 }
 
+/// The lines of one group of joiners: each phase's p50/p99/max, from the join's start.
+fn phases(group: &str, joins: &[Joined], n: usize) {
+    let phase = |f: fn(&Joined) -> Duration| joins.iter().map(f).collect::<Vec<_>>();
+    line(&format!("{group}: join → joinRoom answered"), &mut phase(|j| j.joined), n);
+    line(&format!("{group}: join → subscription answered"), &mut phase(|j| j.subscribed), n);
+    line(&format!("{group}: join → peer connection connected"), &mut phase(|j| j.connected), n);
+    line(&format!("{group}: join → first video packet"), &mut phase(|j| j.packet), n);
+    line(&format!("{group}: join → first keyframe"), &mut phase(|j| j.keyframe), n);
+}
+
 async fn run(bin: &Path, a: &Args) {
     let server = ServerProcess::start(bin, &[]);
     let rest = OpenVidu::new(&server.url, SECRET).expect("a REST client");
@@ -97,16 +132,14 @@ async fn run(bin: &Path, a: &Args) {
     let publisher = Participant::join(&publisher_token, JoinOptions::new()).await.expect("the publisher joins");
     let source = MediaSource::Synthetic { fps: a.fps, packet_size: a.packet_size };
     let stream = publisher.publish(PublishOptions::new(source)).await.expect("the publisher publishes");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(PUBLISHER_WARM_UP).await;
 
     // Baseline: one joiner alone, three times.
-    let mut alone_packet = Vec::new();
-    let mut alone_key = Vec::new();
+    let mut alone = Vec::new();
     for token in tokens(&session, 3).await {
         if let Some(j) = join_and_watch(token, stream.clone()).await {
-            alone_packet.push(j.packet);
-            alone_key.push(j.keyframe);
             let _ = j.bot.leave().await;
+            alone.push(j);
         }
     }
 
@@ -115,24 +148,21 @@ async fn run(bin: &Path, a: &Args) {
     let (server_cpu, bots_cpu) = (server.cpu_time(), support::cpu_time(std::process::id()));
     let started = Instant::now();
     let tasks: Vec<_> = storm_tokens.into_iter().map(|t| tokio::spawn(join_and_watch(t, stream.clone()))).collect();
-    let mut packet = Vec::new();
-    let mut key = Vec::new();
-    let mut bots = Vec::new();
+    let mut stormed = Vec::new();
     for t in tasks {
         if let Ok(Some(j)) = t.await {
-            packet.push(j.packet);
-            key.push(j.keyframe);
-            bots.push(j.bot);
+            stormed.push(j);
         }
     }
     let storm = started.elapsed();
     let server_cpu = server.cpu_time().saturating_sub(server_cpu);
     let bots_cpu = support::cpu_time(std::process::id()).saturating_sub(bots_cpu);
 
-    line("alone: join → first video packet", &mut alone_packet, 3);
-    line("alone: join → first keyframe", &mut alone_key, 3);
-    line(&format!("{} at once: join → first video packet", a.joiners), &mut packet, a.joiners);
-    line(&format!("{} at once: join → first keyframe", a.joiners), &mut key, a.joiners);
+    phases("alone", &alone, 3);
+    phases(&format!("{} at once", a.joiners), &stormed, a.joiners);
+    let mut key: Vec<Duration> = stormed.iter().map(|j| j.keyframe).collect();
+    key.sort();
+    let bots: Vec<Participant> = stormed.into_iter().map(|j| j.bot).collect();
     println!("all {} had their first keyframe {:.0} ms after the storm began", bots.len(), storm.as_secs_f64() * 1e3);
     let per_join = |cpu: Duration| cpu.as_secs_f64() * 1e3 / a.joiners.max(1) as f64;
     println!(

@@ -160,7 +160,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// connected masters. Runs in the background until the returned handle is dropped. Must be
 /// called inside a tokio runtime.
 ///
-/// `node` is usually an `Arc<LocalMediaNode>`; any [`MediaNode`] can be served.
+/// `node` is usually an `Arc<MediaWorker>` (the binary's) or an `Arc<LocalMediaNode>`; any
+/// [`MediaNode`] can be served.
 pub fn serve(
     node: Arc<dyn MediaNode>,
     events: mpsc::UnboundedReceiver<MediaEvent>,

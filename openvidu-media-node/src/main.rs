@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use openvidu_media::LocalMediaNode;
+use openvidu_media::MediaWorker;
 use openvidu_media_node::config::{Args, NodeConfig};
 
 #[tokio::main]
@@ -28,7 +28,8 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let node = match LocalMediaNode::new(config.media.clone(), events) {
+    // The media plane on a thread of its own; the control API on the main runtime.
+    let node = match MediaWorker::start(config.media.clone(), events) {
         Ok(node) => node,
         Err(e) => {
             eprintln!("openvidu-media-node: cannot start the media engine: {e}");

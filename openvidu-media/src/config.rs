@@ -47,8 +47,10 @@ pub struct MediaConfig {
     pub video_max_send_bandwidth_kbps: u32,
     /// `OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH` (kbps). Recorded only. Default 300.
     pub video_min_send_bandwidth_kbps: u32,
-    /// The shortest time between two keyframe requests (PLI) sent to one publisher; requests
-    /// from subscribers in between are merged into one. Default 500 ms.
+    /// The shortest time between two keyframe requests (PLI) sent to one publisher to recover
+    /// from loss (a subscriber's PLI/FIR, a lost packet); requests in between are merged into
+    /// one. A receiver's first keyframe is asked for at once (see [`KeyframeLimiter`](crate::KeyframeLimiter)).
+    /// Also how long a request waits for its keyframe before it is sent again. Default 500 ms.
     pub keyframe_request_interval: Duration,
     /// How often a REMB carrying the publisher's bandwidth cap is sent. Default 1 s.
     pub remb_interval: Duration,

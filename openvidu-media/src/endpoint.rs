@@ -22,7 +22,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::engine::MediaEngine;
-use crate::keyframe::KeyframeRequestMarker;
+use crate::keyframe::{KeyframeNeed, KeyframeRequestMarker};
 use crate::node::{EndpointId, IceCandidate, MediaError, MediaEvent};
 use crate::publisher::TrackFanout;
 use crate::transport::{AdvertisedAddrs, DirectSockets, EndpointRuntime};
@@ -309,7 +309,7 @@ impl PeerConnectionEventHandler for EndpointHandler {
             && let Role::Subscriber { sources } = &self.role
         {
             for source in sources {
-                source.request_keyframe();
+                source.request_keyframe(KeyframeNeed::First);
             }
         }
     }

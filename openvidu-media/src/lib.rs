@@ -50,9 +50,13 @@
 //!   retransmission of the original packets.
 //! - Interceptors: NACK generator and responder, RTCP sender/receiver reports and the TWCC
 //!   receiver (webrtc's defaults).
-//! - Keyframes: subscribers' PLI/FIR go to the publisher, merged to at most one per
-//!   [`MediaConfig::keyframe_request_interval`] ([`KeyframeLimiter`]); a new or lagging
-//!   subscriber also triggers one.
+//! - Keyframes ([`KeyframeLimiter`]): a subscriber whose connection comes up, or a recording
+//!   that starts, asks the publisher for one at once unless one already asked for is on its
+//!   way; recovery requests (subscribers' PLI/FIR, losses, a lagging recorder) are merged to at
+//!   most one per [`MediaConfig::keyframe_request_interval`].
+//! - Threads: [`MediaWorker`] runs a [`LocalMediaNode`] on a thread of its own (one
+//!   single-threaded runtime for all its peer connections, as a mediasoup worker); the server
+//!   and the `openvidu-media-node` binary use it.
 //! - Bandwidth: the publisher's limit is announced as `b=AS` in the answer and as REMB.
 //! - ICE: host candidates on [`MediaConfig::ice_host_addresses`], trickled both ways; all peers
 //!   share one UDP port ([`UdpPorts::Mux`]) or take one each from a range. Remote candidates that
@@ -84,10 +88,11 @@ mod router;
 mod sdp;
 mod subscriber;
 mod transport;
+mod worker;
 
 pub use config::{MediaConfig, RecordingConfig, UdpPorts};
 pub use engine::MediaEngine;
-pub use keyframe::{KeyframeLimiter, KeyframeOut};
+pub use keyframe::{KeyframeLimiter, KeyframeNeed, KeyframeOut};
 pub use local::LocalMediaNode;
 pub use node::{EndpointId, IceCandidate, LoadReport, MediaError, MediaEvent, MediaNode, PublishOptions};
 pub use pool::{MediaNodePool, MemoryPlacement, Placement, placement_order};
@@ -96,6 +101,7 @@ pub use recording::{ComposerPool, RecordedStream, RecordingKind, RecordingReport
 pub use remote::{RemoteMediaNode, RemoteOptions, protocol};
 pub use router::Router;
 pub use subscriber::Subscriber;
+pub use worker::MediaWorker;
 
 /// The `tracing` filter a node's binary logs with when `RUST_LOG` is not set: `info`, but the
 /// WebRTC stack (the webrtc crate and its `rtc*` crates, which log through `log`, bridged to

@@ -19,8 +19,10 @@ use crate::config::cap_kbps;
 use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
 use crate::engine::MediaEngine;
 use crate::forward::Forwarders;
-use crate::keyframe::{KeyframeLimiter, KeyframeOut};
+use crate::keyframe::{KeyframeEvent, KeyframeLimiter, KeyframeNeed, KeyframeOut, KeyframeRequests};
 use crate::node::{EndpointId, IceCandidate, MediaError, PublishOptions};
+use crate::recording::depacketize::starts_keyframe;
+use crate::recording::tap::RecordedCodec;
 use crate::sdp;
 use crate::transport::SendBatch;
 use openvidu_core::wire::ice::sdp_ice_ufrag;
@@ -42,16 +44,19 @@ pub(crate) struct TrackFanout {
     pub(crate) forwarders: Forwarders,
     /// Taps that read at their own pace (recorders).
     packets: broadcast::Sender<rtp::Packet>,
-    keyframes: Option<mpsc::UnboundedSender<()>>,
+    keyframes: Option<KeyframeRequests>,
     remote: Mutex<Option<RemoteSource>>,
     received: AtomicU64,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
 impl TrackFanout {
-    fn new(kind: RtpCodecKind, codec: RTCRtpCodecParameters) -> (Arc<Self>, Option<mpsc::UnboundedReceiver<()>>) {
+    fn new(
+        kind: RtpCodecKind,
+        codec: RTCRtpCodecParameters,
+    ) -> (Arc<Self>, Option<mpsc::UnboundedReceiver<KeyframeEvent>>) {
         let (keyframes, rx) = if kind == RtpCodecKind::Video {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = KeyframeRequests::channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
@@ -75,14 +80,15 @@ impl TrackFanout {
     }
 
     /// Where keyframe requests for this track go (`None` for audio).
-    pub(crate) fn keyframe_sender(&self) -> Option<mpsc::UnboundedSender<()>> {
+    pub(crate) fn keyframe_sender(&self) -> Option<KeyframeRequests> {
         self.keyframes.clone()
     }
 
-    /// Asks the publisher for a keyframe (rate-limited; a no-op for audio).
-    pub(crate) fn request_keyframe(&self) {
+    /// Asks the publisher for a keyframe (merged and rate-limited by [`KeyframeLimiter`]; a
+    /// no-op for audio).
+    pub(crate) fn request_keyframe(&self, need: KeyframeNeed) {
         if let Some(tx) = &self.keyframes {
-            let _ = tx.send(());
+            tx.request(need);
         }
     }
 
@@ -92,7 +98,11 @@ impl TrackFanout {
         tracing::debug!(session = %shared.session, endpoint = %shared.endpoint,
             kind = %self.kind, ssrc, "publisher track started");
         *lock(&self.remote) = Some(RemoteSource { track: track.clone(), ssrc });
+        // For whoever subscribed before the track started (and wakes the keyframe control).
+        self.request_keyframe(KeyframeNeed::First);
         let fanout = self.clone();
+        // Keyframes are looked for only while the keyframe control waits for one.
+        let keyframes = self.keyframes.clone().zip(RecordedCodec::from_mime(&self.codec.rtp_codec.mime_type));
         let task = tokio::spawn(async move {
             let mut batch = SendBatch::default();
             while let Some(event) = track.poll().await {
@@ -102,9 +112,16 @@ impl TrackFanout {
                         if fanout.packets.receiver_count() > 0 {
                             let _ = fanout.packets.send(packet.clone());
                         }
+                        let keyframe = keyframes
+                            .as_ref()
+                            .filter(|(k, _)| k.watching())
+                            .filter(|(_, codec)| starts_keyframe(*codec, &packet.payload));
                         // A subscriber that lost a packet needs a keyframe to decode again.
                         if fanout.forwarders.forward(packet, &mut batch) {
-                            fanout.request_keyframe();
+                            fanout.request_keyframe(KeyframeNeed::Recovery);
+                        }
+                        if let Some((k, _)) = keyframe {
+                            k.keyframe_passed();
                         }
                     }
                     TrackRemoteEvent::OnEnded => break,
@@ -138,7 +155,7 @@ impl TrackFanout {
 /// Sends the publisher rate-limited PLIs and periodic REMBs for one video track.
 async fn video_control(
     fanout: Arc<TrackFanout>,
-    mut requests: mpsc::UnboundedReceiver<()>,
+    mut requests: mpsc::UnboundedReceiver<KeyframeEvent>,
     min_interval: Duration,
     remb_kbps: u32,
     remb_interval: Duration,
@@ -146,10 +163,21 @@ async fn video_control(
     let mut limiter = KeyframeLimiter::new(min_interval);
     let mut remb = tokio::time::interval(remb_interval.max(Duration::from_millis(10)));
     remb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let watch = |limiter: &KeyframeLimiter| {
+        if let Some(k) = &fanout.keyframes {
+            k.set_watching(limiter.is_waiting_for_keyframe());
+        }
+    };
     loop {
+        // Before the publisher's track starts there is nobody to ask: requests wait, and the
+        // track's start asks for the first keyframe (`TrackFanout::attach`).
         let deadline = loop {
+            if fanout.ssrc().is_none() {
+                break None;
+            }
             match limiter.poll(Instant::now()) {
                 Some(KeyframeOut::SendRequest) => {
+                    watch(&limiter);
                     if let Some(ssrc) = fanout.ssrc() {
                         tracing::debug!(ssrc, "keyframe request to publisher");
                         fanout.send_rtcp(Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })).await;
@@ -159,11 +187,13 @@ async fn video_control(
                 None => break None,
             }
         };
+        watch(&limiter);
         let sleep =
             tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std));
         tokio::select! {
             request = requests.recv() => match request {
-                Some(()) => limiter.handle_request(Instant::now()),
+                Some(KeyframeEvent::Wanted(need)) => limiter.handle_request(need),
+                Some(KeyframeEvent::Passed) => limiter.handle_keyframe(),
                 None => return,
             },
             () = sleep, if deadline.is_some() => {}

@@ -17,7 +17,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
 use crate::engine::MediaEngine;
 use crate::forward::{Forwarder, ForwarderKey, SenderSink};
-use crate::keyframe::is_keyframe_request;
+use crate::keyframe::{KeyframeNeed, is_keyframe_request};
 use crate::node::{EndpointId, IceCandidate, MediaError};
 use crate::publisher::{Publisher, TrackFanout};
 use crate::sdp;
@@ -375,7 +375,7 @@ async fn feedback(source: Arc<TrackFanout>, track: Arc<TrackLocalStaticRTP>) {
         if let TrackLocalEvent::OnRtcpPacket(packets) = event
             && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
         {
-            source.request_keyframe();
+            source.request_keyframe(KeyframeNeed::Recovery);
         }
     }
 }

@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum_server::accept::NoDelayAcceptor;
 use openvidu_core::id::{IdGenerator, RandomIds};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use openvidu_media::{LocalMediaNode, MediaConfig, MediaError, MediaNode, UdpPorts};
+use openvidu_media::{MediaConfig, MediaError, MediaNode, MediaWorker, UdpPorts};
 
 use crate::config::{Config, ConfigError};
 use crate::events::{Events, QUEUE_CAPACITY};
@@ -210,7 +211,8 @@ impl ServerBuilder {
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
         let mut media_pool = None;
         let media: Arc<dyn MediaNode> = if config.media_nodes.is_empty() {
-            Arc::new(LocalMediaNode::new(media_config(&config), media_tx)?)
+            // The media plane on a thread of its own (see `MediaWorker`).
+            Arc::new(MediaWorker::start(media_config(&config), media_tx)?)
         } else {
             let pool = openvidu_media::MediaNodePool::new(Vec::new());
             let pool = Arc::new(match &cluster {
@@ -289,6 +291,9 @@ impl ServerBuilder {
         }
         let make = app.into_make_service_with_connect_info::<SocketAddr>();
 
+        // Every accepted socket gets TCP_NODELAY: a WebSocket answer followed by a notification
+        // (or a response written in two parts) otherwise waits for the peer's delayed ACK, about
+        // 40 ms on Linux, under Nagle's algorithm.
         let handle = axum_server::Handle::new();
         let serve_handle = handle.clone();
         let server_task = match &tls {
@@ -301,6 +306,7 @@ impl ServerBuilder {
                 .map_err(|e| TlsError::Generate(e.to_string()))?;
                 let server = axum_server::from_tcp_rustls(listener, rustls)
                     .map_err(|source| ServerError::Bind { addr, source })?
+                    .map(|tls| tls.acceptor(NoDelayAcceptor))
                     .handle(serve_handle);
                 tokio::spawn(async move {
                     if let Err(e) = server.serve(make).await {
@@ -311,6 +317,7 @@ impl ServerBuilder {
             None => {
                 let server = axum_server::from_tcp(listener)
                     .map_err(|source| ServerError::Bind { addr, source })?
+                    .acceptor(NoDelayAcceptor)
                     .handle(serve_handle);
                 tokio::spawn(async move {
                     if let Err(e) = server.serve(make).await {

@@ -374,6 +374,39 @@ fn parse_h264(p: &[u8]) -> Option<Parsed> {
     }
 }
 
+/// Whether an RTP payload starts a keyframe: VP8 and VP9 from the payload descriptor and the
+/// frame header, H264 from an IDR slice or an SPS (which a keyframe's access unit starts with),
+/// alone, in a STAP-A or at the start of a FU-A. Opus: never. Looks at a few bytes only, for the
+/// fan-out's reading task.
+pub(crate) fn starts_keyframe(codec: RecordedCodec, payload: &[u8]) -> bool {
+    let is_key_nal = |nal: u8| matches!(nal & 0x1F, 5 | 7);
+    match codec {
+        RecordedCodec::Opus => false,
+        RecordedCodec::Vp8 => parse_vp8(payload)
+            .filter(|p| p.frame_start)
+            .and_then(|p| payload.get(p.offset))
+            .is_some_and(|tag| tag & 0x01 == 0),
+        // The P bit: a frame not predicted from an earlier one.
+        RecordedCodec::Vp9 => parse_vp9(payload).is_some_and(|p| p.frame_start) && payload[0] & 0x40 == 0,
+        RecordedCodec::H264 => match payload.first().map(|b| b & 0x1F) {
+            Some(1..=23) => is_key_nal(payload[0]),
+            Some(24) => {
+                let mut i = 1;
+                while let Some(len) = payload.get(i..i + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) {
+                    match payload.get(i + 2) {
+                        Some(&nal) if len > 0 && is_key_nal(nal) => return true,
+                        Some(_) => i += 2 + len,
+                        None => return false,
+                    }
+                }
+                false
+            }
+            Some(28) => payload.get(1).is_some_and(|&fu| fu & 0x80 != 0 && is_key_nal(fu)),
+            _ => false,
+        },
+    }
+}
+
 /// Appends the NAL units of a validated H264 payload to `frame` in Annex-B form.
 fn append_h264(frame: &mut Partial, p: &[u8]) {
     let Some(&b0) = p.first() else { return };
@@ -855,6 +888,34 @@ mod tests {
     }
 
     #[test]
+    fn keyframe_starts_are_told_from_the_first_packet() {
+        let mut seq = 0;
+        let key = vp8_packets(&vp8_frame(true, 3000, 7), &mut seq, 0, 1200);
+        let delta = vp8_packets(&vp8_frame(false, 3000, 7), &mut seq, 3000, 1200);
+        assert!(starts_keyframe(RecordedCodec::Vp8, &key[0].payload));
+        assert!(!starts_keyframe(RecordedCodec::Vp8, &key[1].payload), "not the start of the frame");
+        assert!(!starts_keyframe(RecordedCodec::Vp8, &delta[0].payload));
+        // VP8 with an extended descriptor (X, I with a 15-bit picture id).
+        assert!(starts_keyframe(RecordedCodec::Vp8, &[0x90, 0x80, 0x81, 0x23, 0x00, 0, 0, 0x9D, 0x01, 0x2A]));
+        assert!(!starts_keyframe(RecordedCodec::Vp8, &[0x90, 0x80, 0x81, 0x23, 0x01, 0, 0]));
+
+        // VP9: B set, P clear / set.
+        assert!(starts_keyframe(RecordedCodec::Vp9, &[0x08, 0x82, 0x49]));
+        assert!(!starts_keyframe(RecordedCodec::Vp9, &[0x48, 0x82, 0x49]));
+        assert!(!starts_keyframe(RecordedCodec::Vp9, &[0x00, 0x82, 0x49]), "not the start of the frame");
+
+        // H264: SPS, IDR, non-IDR slice; STAP-A with SPS+PPS; FU-A start / middle of an IDR.
+        assert!(starts_keyframe(RecordedCodec::H264, &[0x67, 0x42, 0x00]));
+        assert!(starts_keyframe(RecordedCodec::H264, &[0x65, 0x88, 0x80]));
+        assert!(!starts_keyframe(RecordedCodec::H264, &[0x41, 0x9a, 0x00]));
+        assert!(starts_keyframe(RecordedCodec::H264, &[0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce]));
+        assert!(!starts_keyframe(RecordedCodec::H264, &[0x18, 0x00, 0x02, 0x06, 0x05, 0x00, 0x02, 0x41, 0x9a]));
+        assert!(starts_keyframe(RecordedCodec::H264, &[0x7c, 0x85, 0x88]));
+        assert!(!starts_keyframe(RecordedCodec::H264, &[0x7c, 0x05, 0x88]));
+        assert!(!starts_keyframe(RecordedCodec::Opus, &[0x78, 0x00]));
+    }
+
+    #[test]
     fn garbage_does_not_panic() {
         let mut state = 0x1234_5678u32;
         let mut rnd = move || {
@@ -881,6 +942,7 @@ mod tests {
                     let _ = video_dimensions(codec, &f.data);
                 }
                 let _ = video_dimensions(codec, &payload);
+                let _ = starts_keyframe(codec, &payload);
                 if rnd() % 500 == 0 {
                     a.reset();
                 }

@@ -32,6 +32,7 @@ use super::depacketize::{Frame, FrameAssembler, video_dimensions};
 use super::tap::{RecordedCodec, StreamTap, TrackTap};
 use super::webm::{TrackSpec, WebmWriter, file_extension};
 use super::{RecordedStream, RecordingReport, RecordingSpec};
+use crate::keyframe::KeyframeNeed;
 use crate::node::{MediaError, MediaEvent};
 
 /// How often a stream without a keyframe asks for one.
@@ -556,7 +557,11 @@ async fn record_stream(
         if let (Some(tap), Some(asm)) = (&video, &video_asm) {
             if asm.needs_keyframe() || mux.video_resync {
                 if last_request.is_none_or(|t| t.elapsed() >= KEYFRAME_RETRY) {
-                    tap.request_keyframe();
+                    tap.request_keyframe(if mux.video_anchor.is_none() {
+                        KeyframeNeed::First
+                    } else {
+                        KeyframeNeed::Recovery
+                    });
                     last_request = Some(Instant::now());
                 }
             } else {

@@ -3,9 +3,10 @@
 
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use super::RecordedStream;
+use crate::keyframe::{KeyframeNeed, KeyframeRequests};
 use crate::publisher::Publisher;
 
 /// A codec a recorder understands.
@@ -45,7 +46,7 @@ pub(crate) struct TrackTap {
     /// Every packet the publisher sends from now on. A lagging receiver loses the oldest
     /// packets (`RecvError::Lagged`) and must wait for the next keyframe.
     pub(crate) packets: broadcast::Receiver<rtp::Packet>,
-    keyframes: Option<mpsc::UnboundedSender<()>>,
+    keyframes: Option<KeyframeRequests>,
 }
 
 impl TrackTap {
@@ -55,15 +56,15 @@ impl TrackTap {
         codec: RecordedCodec,
         clock_rate: u32,
         sender: broadcast::Sender<rtp::Packet>,
-        keyframes: Option<mpsc::UnboundedSender<()>>,
+        keyframes: Option<KeyframeRequests>,
     ) -> Self {
         Self { codec, clock_rate, packets: sender.subscribe(), keyframes }
     }
 
     /// Asks the publisher for a keyframe (rate-limited by the node; a no-op for audio).
-    pub(crate) fn request_keyframe(&self) {
+    pub(crate) fn request_keyframe(&self, need: KeyframeNeed) {
         if let Some(tx) = &self.keyframes {
-            let _ = tx.send(());
+            tx.request(need);
         }
     }
 }

@@ -169,6 +169,8 @@ impl Interceptor for PliMarker {
 #[derive(Default)]
 pub struct TrackStats {
     pub packets: AtomicU64,
+    /// Video packets that start a keyframe (see [`payload`]).
+    pub keyframes: AtomicU64,
     /// Packets whose payload differs from [`payload`] for their sequence number.
     pub corrupt: AtomicU64,
     pub payload_type: AtomicU32,
@@ -237,6 +239,9 @@ impl PeerConnectionEventHandler for ClientHandler {
                         stats.corrupt.fetch_add(1, Ordering::SeqCst);
                     }
                     stats.payload_type.store(p.header.payload_type.into(), Ordering::SeqCst);
+                    if kind == RtpCodecKind::Video && p.payload.get(1).is_some_and(|b| b & 0x01 == 0) {
+                        stats.keyframes.fetch_add(1, Ordering::SeqCst);
+                    }
                     stats.packets.fetch_add(1, Ordering::SeqCst);
                 }
             }

@@ -24,6 +24,7 @@ use super::ffmpeg::{self, LogIds};
 use super::layout::fit;
 use super::mix::PcmBuffer;
 use crate::endpoint::lock;
+use crate::keyframe::KeyframeNeed;
 
 /// The shortest time between two starts of one stream's decoder.
 const RESTART_BACKOFF: Duration = Duration::from_secs(2);
@@ -143,7 +144,7 @@ pub(crate) async fn run_video(env: DecoderEnv, mut tap: TrackTap, slot: Arc<Vide
     let mut last_start: Option<Instant> = None;
     let mut last_pts: Option<u64> = None;
     let mut waiting = true;
-    tap.request_keyframe();
+    tap.request_keyframe(KeyframeNeed::First);
     let mut retry = tokio::time::interval_at(tokio::time::Instant::now() + KEYFRAME_RETRY, KEYFRAME_RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -155,14 +156,14 @@ pub(crate) async fn run_video(env: DecoderEnv, mut tap: TrackTap, slot: Arc<Vide
                         stream = ?env.ids.stream, lost = n, "composed recorder lagged behind the video");
                     assembler.reset();
                     waiting = true;
-                    tap.request_keyframe();
+                    tap.request_keyframe(KeyframeNeed::Recovery);
                     continue;
                 }
                 Err(RecvError::Closed) => break,
             },
             _ = retry.tick() => {
                 if waiting || decoder.is_none() || assembler.needs_keyframe() {
-                    tap.request_keyframe();
+                    tap.request_keyframe(if last_pts.is_none() { KeyframeNeed::First } else { KeyframeNeed::Recovery });
                 }
                 continue;
             }
@@ -216,7 +217,7 @@ fn decoder_died(env: &DecoderEnv, slot: &VideoSlot, decoder: &mut Option<Decoder
     }
     slot.set(None);
     *waiting = true;
-    tap.request_keyframe();
+    tap.request_keyframe(KeyframeNeed::Recovery);
 }
 
 /// The size a decoder outputs for a `src_w`×`src_h` source: the source's (rounded to even),

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::pool::EncoderFormat;
 use super::{ComposedRecorder, ComposerPool};
 use crate::config::RecordingConfig;
+use crate::keyframe::{KeyframeEvent, KeyframeRequests};
 use crate::node::{MediaError, MediaEvent};
 use crate::recording::tap::{RecordedCodec, StreamTap, TrackTap};
 use crate::recording::{RecordedStream, RecordingKind, RecordingReport, RecordingSpec};
@@ -92,8 +93,8 @@ struct Publisher {
     info: RecordedStream,
     video: broadcast::Sender<rtp::Packet>,
     audio: broadcast::Sender<rtp::Packet>,
-    keyframes: mpsc::UnboundedReceiver<()>,
-    keyframe_tx: mpsc::UnboundedSender<()>,
+    keyframes: mpsc::UnboundedReceiver<KeyframeEvent>,
+    keyframe_tx: KeyframeRequests,
 }
 
 impl Publisher {
@@ -104,7 +105,7 @@ impl Publisher {
         if screen {
             info.type_of_video = Some(TypeOfVideo::Screen);
         }
-        let (keyframe_tx, keyframes) = mpsc::unbounded_channel();
+        let (keyframe_tx, keyframes) = KeyframeRequests::channel();
         Self { info, video: broadcast::channel(1024).0, audio: broadcast::channel(1024).0, keyframes, keyframe_tx }
     }
 
