@@ -4,11 +4,13 @@
 //! time from the start of its join to the first video packet and to the first VP8 keyframe (the
 //! first frame a decoder can show: the bots do not decode, a keyframe is what a decoder needs
 //! first), p50/p99/max; and the same for one participant joining alone, as the baseline of the
-//! same run.
+//! same run. The storm is repeated (`--storms`, 3 by default; each storm's bots leave before the
+//! next) and the goal is read on the median of the storms' p99: on a shared 2-core machine one
+//! storm's p99 ranged over 137–213 ms with the same build.
 //!
-//! Run with `cargo bench --bench join_storm --features participant` (add `-- --joiners 100 --fps
-//! 30 --packet-size 1000`). The bots run in this process and compete with the server for the
-//! machine's cores.
+//! Run with `cargo bench --bench join_storm --features participant` (add `-- --joiners 100
+//! --storms 3 --fps 30 --packet-size 1000`). The bots run in this process and compete with the
+//! server for the machine's cores.
 
 mod support;
 
@@ -33,16 +35,19 @@ const PUBLISHER_WARM_UP: Duration = Duration::from_millis(2500);
 
 struct Args {
     joiners: usize,
+    /// Storms in a row; the goal is read on the median of their p99s (the machine is shared).
+    storms: usize,
     fps: u32,
     packet_size: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { joiners: 100, fps: 30, packet_size: 1000 };
+    let mut a = Args { joiners: 100, storms: 3, fps: 30, packet_size: 1000 };
     let v: Vec<String> = std::env::args().collect();
     for w in v.windows(2) {
         match w[0].as_str() {
             "--joiners" => a.joiners = w[1].parse().unwrap_or(a.joiners),
+            "--storms" => a.storms = w[1].parse().unwrap_or(a.storms).max(1),
             "--fps" => a.fps = w[1].parse().unwrap_or(a.fps),
             "--packet-size" => a.packet_size = w[1].parse().unwrap_or(a.packet_size),
             _ => {}
@@ -143,8 +148,45 @@ async fn run(bin: &Path, a: &Args) {
         }
     }
 
-    // The storm: every joiner at once.
-    let storm_tokens = tokens(&session, a.joiners).await;
+    phases("alone", &alone, 3);
+
+    // The storms: every joiner at once, `--storms` times (each leaves before the next).
+    let mut p99s = Vec::new();
+    let mut complete = true;
+    for round in 1..=a.storms {
+        let label = format!("storm {round}/{}: {} at once", a.storms, a.joiners);
+        let (p99, all) = storm(&server, &session, &stream, a, &label).await;
+        p99s.push(p99);
+        complete &= all;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    p99s.sort();
+    let median = p99s[p99s.len() / 2];
+    let ms = |d: &Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+    println!(
+        "join → first keyframe p99 of each storm: {} ms; median {} ms",
+        p99s.iter().map(ms).collect::<Vec<_>>().join(", "),
+        ms(&median)
+    );
+    println!(
+        "goal: join → first frame p99 <= 150 ms with {} joining at once (median of {} storms): {}",
+        a.joiners,
+        a.storms,
+        if complete && median <= Duration::from_millis(150) { "MET" } else { "NOT MET" }
+    );
+    let _ = publisher.leave().await;
+}
+
+/// One storm: `a.joiners` bots join at once; prints its phases and CPU; returns the p99 of join
+/// → first keyframe and whether every joiner got one.
+async fn storm(
+    server: &ServerProcess,
+    session: &Session,
+    stream: &StreamId,
+    a: &Args,
+    label: &str,
+) -> (Duration, bool) {
+    let storm_tokens = tokens(session, a.joiners).await;
     let (server_cpu, bots_cpu) = (server.cpu_time(), support::cpu_time(std::process::id()));
     let started = Instant::now();
     let tasks: Vec<_> = storm_tokens.into_iter().map(|t| tokio::spawn(join_and_watch(t, stream.clone()))).collect();
@@ -158,15 +200,18 @@ async fn run(bin: &Path, a: &Args) {
     let server_cpu = server.cpu_time().saturating_sub(server_cpu);
     let bots_cpu = support::cpu_time(std::process::id()).saturating_sub(bots_cpu);
 
-    phases("alone", &alone, 3);
-    phases(&format!("{} at once", a.joiners), &stormed, a.joiners);
+    phases(label, &stormed, a.joiners);
     let mut key: Vec<Duration> = stormed.iter().map(|j| j.keyframe).collect();
     key.sort();
     let bots: Vec<Participant> = stormed.into_iter().map(|j| j.bot).collect();
-    println!("all {} had their first keyframe {:.0} ms after the storm began", bots.len(), storm.as_secs_f64() * 1e3);
+    println!(
+        "{label}: all {} had their first keyframe {:.0} ms after the storm began",
+        bots.len(),
+        storm.as_secs_f64() * 1e3
+    );
     let per_join = |cpu: Duration| cpu.as_secs_f64() * 1e3 / a.joiners.max(1) as f64;
     println!(
-        "CPU during the storm: server {:.0} ms ({:.2} ms per join), bots {:.0} ms ({:.2} ms per join), {} cores",
+        "{label}: CPU during the storm: server {:.0} ms ({:.2} ms per join), bots {:.0} ms ({:.2} ms per join), {} cores",
         server_cpu.as_secs_f64() * 1e3,
         per_join(server_cpu),
         bots_cpu.as_secs_f64() * 1e3,
@@ -174,14 +219,10 @@ async fn run(bin: &Path, a: &Args) {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     let p99 = percentile(&key, 0.99).unwrap_or(Duration::MAX);
-    println!(
-        "goal: join → first frame p99 <= 150 ms with {} joining at once: {}",
-        a.joiners,
-        if key.len() == a.joiners && p99 <= Duration::from_millis(150) { "MET" } else { "NOT MET" }
-    );
-    for b in bots.iter().chain(std::iter::once(&publisher)) {
+    for b in &bots {
         let _ = b.leave().await;
     }
+    (p99, key.len() == a.joiners)
 }
 
 fn main() {

@@ -1,7 +1,8 @@
 //! The media engine: the UDP transport, the settings and the event channel every router and
 //! endpoint of a media node shares.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 use openvidu_core::id::SessionId;
 use rtc::crypto::{self, SignatureScheme};
@@ -28,6 +29,8 @@ struct EngineInner {
     transport: Arc<Transport>,
     events: UnboundedSender<MediaEvent>,
     certificate: RTCCertificate,
+    /// Where SDP negotiation runs when set (see [`MediaEngine::negotiate`]).
+    negotiation: OnceLock<tokio::runtime::Handle>,
 }
 
 impl MediaEngine {
@@ -41,7 +44,9 @@ impl MediaEngine {
         }
         let transport = Arc::new(Transport::new(&config.ice_host_addresses, config.announced_address, &config.udp)?);
         let certificate = dtls_certificate()?;
-        Ok(Self { inner: Arc::new(EngineInner { config, transport, events, certificate }) })
+        Ok(Self {
+            inner: Arc::new(EngineInner { config, transport, events, certificate, negotiation: OnceLock::new() }),
+        })
     }
 
     /// A new, empty router for `session`.
@@ -65,6 +70,30 @@ impl MediaEngine {
 
     pub(crate) fn events(&self) -> UnboundedSender<MediaEvent> {
         self.inner.events.clone()
+    }
+
+    /// Runs SDP negotiation on `runtime` from now on (once; later calls are ignored). A
+    /// [`MediaWorker`](crate::MediaWorker) gives its caller's runtime: setting a description is
+    /// CPU work under the connection's lock, with no I/O, and a storm of joins then spreads it
+    /// over that runtime's threads instead of queueing it on the media thread, ahead of the
+    /// packets and handshakes of the connections already up.
+    pub fn set_negotiation_runtime(&self, runtime: tokio::runtime::Handle) {
+        let _ = self.inner.negotiation.set(runtime);
+    }
+
+    /// Runs `work` (setting or creating a description) on the negotiation runtime if there is
+    /// one, else here.
+    pub(crate) async fn negotiate<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, MediaError>> + Send + 'static,
+    ) -> Result<T, MediaError> {
+        match self.inner.negotiation.get() {
+            Some(runtime) => runtime
+                .spawn(work)
+                .await
+                .map_err(|e| MediaError::Internal(format!("SDP negotiation task ended: {e}")))?,
+            None => work.await,
+        }
     }
 
     /// The DTLS certificate of every peer connection of this engine.

@@ -40,6 +40,8 @@ pub struct MediaWorker {
 impl MediaWorker {
     /// Starts the thread and a [`LocalMediaNode`] with `config` on it.
     pub fn start(config: MediaConfig, events: UnboundedSender<MediaEvent>) -> Result<Self, MediaError> {
+        // SDP negotiation runs on the caller's runtime (`MediaEngine::set_negotiation_runtime`).
+        let caller = tokio::runtime::Handle::try_current().ok();
         let (started_tx, started) = std_mpsc::sync_channel(1);
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -53,7 +55,12 @@ impl MediaWorker {
                     }
                 };
                 let node = match runtime.block_on(async { LocalMediaNode::new(config, events) }) {
-                    Ok(node) => Arc::new(node),
+                    Ok(node) => {
+                        if let Some(caller) = caller {
+                            node.engine().set_negotiation_runtime(caller);
+                        }
+                        Arc::new(node)
+                    }
                     Err(e) => {
                         let _ = started_tx.send(Err(e));
                         return;
