@@ -8,6 +8,7 @@ use openvidu_core::id::SessionId;
 use rtc::crypto::{self, SignatureScheme};
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use tokio::sync::mpsc::UnboundedSender;
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
 use crate::config::MediaConfig;
 use crate::node::{MediaError, MediaEvent};
@@ -94,6 +95,32 @@ impl MediaEngine {
                 .map_err(|e| MediaError::Internal(format!("SDP negotiation task ended: {e}")))?,
             None => work.await,
         }
+    }
+
+    /// Sets the client's offer as `pc`'s remote description (on the negotiation runtime).
+    pub(crate) async fn apply_offer(
+        &self,
+        pc: &Arc<dyn PeerConnection>,
+        offer: RTCSessionDescription,
+    ) -> Result<(), MediaError> {
+        let pc = pc.clone();
+        self.negotiate(
+            async move { pc.set_remote_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string())) },
+        )
+        .await
+    }
+
+    /// Creates `pc`'s answer and sets it as its local description (on the negotiation
+    /// runtime); returns the answer's SDP.
+    pub(crate) async fn answer(&self, pc: &Arc<dyn PeerConnection>) -> Result<String, MediaError> {
+        let pc = pc.clone();
+        self.negotiate(async move {
+            let answer = pc.create_answer(None).await.map_err(MediaError::webrtc)?;
+            let answer_sdp = answer.sdp.clone();
+            pc.set_local_description(answer).await.map_err(MediaError::webrtc)?;
+            Ok(answer_sdp)
+        })
+        .await
     }
 
     /// The DTLS certificate of every peer connection of this engine.

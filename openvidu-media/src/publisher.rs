@@ -320,22 +320,9 @@ impl Publisher {
             }),
         };
         // From here on, dropping `publisher` on error closes the peer connection.
-        let negotiating = pc.clone();
-        engine
-            .negotiate(async move {
-                negotiating.set_remote_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))
-            })
-            .await?;
+        engine.apply_offer(&pc, offer).await?;
         shared.remote_description_set(pc.as_ref(), remote_ufrag).await;
-        let negotiating = pc.clone();
-        let answer_sdp = engine
-            .negotiate(async move {
-                let answer = negotiating.create_answer(None).await.map_err(MediaError::webrtc)?;
-                let answer_sdp = answer.sdp.clone();
-                negotiating.set_local_description(answer).await.map_err(MediaError::webrtc)?;
-                Ok(answer_sdp)
-            })
-            .await?;
+        let answer_sdp = engine.answer(&pc).await?;
         check_accepted(&answer_sdp, &codecs)?;
         shared.release_candidates(sdp::first_mid(&answer_sdp));
         tracing::info!(%session, %stream, video = ?codecs.iter().find(|c| c.0 == RtpCodecKind::Video)

@@ -133,25 +133,12 @@ impl Subscriber {
         let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;
         // Dropping `pc` on error is not enough: it must be closed.
         let result: Result<_, MediaError> = async {
-            let negotiating = pc.clone();
-            engine
-                .negotiate(async move {
-                    negotiating.set_remote_description(offer).await.map_err(|e| MediaError::Sdp(e.to_string()))
-                })
-                .await?;
+            engine.apply_offer(&pc, offer).await?;
             shared.remote_description_set(pc.as_ref(), remote_ufrag).await;
             // The client's sections are recvonly: adding the tracks now turns the transceivers
             // it created into sendonly ones.
             let outputs = add_outputs(pc.as_ref(), publisher.stream(), &sources).await?;
-            let negotiating = pc.clone();
-            let answer_sdp = engine
-                .negotiate(async move {
-                    let answer = negotiating.create_answer(None).await.map_err(MediaError::webrtc)?;
-                    let answer_sdp = answer.sdp.clone();
-                    negotiating.set_local_description(answer).await.map_err(MediaError::webrtc)?;
-                    Ok(answer_sdp)
-                })
-                .await?;
+            let answer_sdp = engine.answer(&pc).await?;
             Ok((outputs, answer_sdp))
         }
         .await;

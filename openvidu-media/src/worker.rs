@@ -7,7 +7,8 @@
 //! with the fan-out bench on the 2-core machine of `BENCHMARKS.md`, the same node on a
 //! two-thread runtime spent 1.7–2× the CPU per forwarded packet, most of it in waking threads
 //! and in contended locks. The process's other work (REST, signalling, the store) stays on the
-//! caller's runtime. A node uses one core for media: a machine with more cores runs one media
+//! caller's runtime, and so does SDP negotiation (see
+//! [`MediaEngine::set_negotiation_runtime`]). A node uses one core for media: a machine with more cores runs one media
 //! node per core (`openvidu-media-node` behind the master's pool), as mediasoup runs a worker
 //! per core.
 
