@@ -112,16 +112,19 @@ impl TrackFanout {
                         if fanout.packets.receiver_count() > 0 {
                             let _ = fanout.packets.send(packet.clone());
                         }
-                        let keyframe = keyframes
+                        // Told before the keyframe goes out: a request that reaches the control
+                        // after this one was made by a receiver that may miss this keyframe, and
+                        // is not answered by it.
+                        if let Some((k, _)) = keyframes
                             .as_ref()
                             .filter(|(k, _)| k.watching())
-                            .filter(|(_, codec)| starts_keyframe(*codec, &packet.payload));
+                            .filter(|(_, codec)| starts_keyframe(*codec, &packet.payload))
+                        {
+                            k.keyframe_passed();
+                        }
                         // A subscriber that lost a packet needs a keyframe to decode again.
                         if fanout.forwarders.forward(packet, &mut batch) {
                             fanout.request_keyframe(KeyframeNeed::Recovery);
-                        }
-                        if let Some((k, _)) = keyframe {
-                            k.keyframe_passed();
                         }
                     }
                     TrackRemoteEvent::OnEnded => break,
