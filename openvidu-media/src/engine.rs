@@ -84,7 +84,7 @@ impl MediaEngine {
 
     /// Runs `work` (setting or creating a description) on the negotiation runtime if there is
     /// one, else here.
-    pub(crate) async fn negotiate<T: Send + 'static>(
+    async fn negotiate<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, MediaError>> + Send + 'static,
     ) -> Result<T, MediaError> {

@@ -175,16 +175,12 @@ async fn video_control(
         // Before the publisher's track starts there is nobody to ask: requests wait, and the
         // track's start asks for the first keyframe (`TrackFanout::attach`).
         let deadline = loop {
-            if fanout.ssrc().is_none() {
-                break None;
-            }
+            let Some(ssrc) = fanout.ssrc() else { break None };
             match limiter.poll(Instant::now()) {
                 Some(KeyframeOut::SendRequest) => {
                     watch(&limiter);
-                    if let Some(ssrc) = fanout.ssrc() {
-                        tracing::debug!(ssrc, "keyframe request to publisher");
-                        fanout.send_rtcp(Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })).await;
-                    }
+                    tracing::debug!(ssrc, "keyframe request to publisher");
+                    fanout.send_rtcp(Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })).await;
                 }
                 Some(KeyframeOut::Timeout(at)) => break Some(at),
                 None => break None,
