@@ -331,6 +331,13 @@ fn ice_credential(len: usize) -> String {
     rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).map(char::from).collect()
 }
 
+/// Packets a subscriber's video leg keeps for retransmission (a power of two, as the responder
+/// requires). 512 packets hold 1.3 s of 4 Mbit/s video and several seconds at usual bitrates:
+/// more than the NACK round trips a retransmission can still help with, as libwebrtc keeps about
+/// one second. The crate's default, 1024, was most of what a subscriber cost in memory, and
+/// zeroing it most of what building one cost.
+const NACK_HISTORY: u16 = 512;
+
 /// The interceptors of an endpoint's peer connection, and the RTCP feedback they need
 /// negotiated. Every interceptor sees every packet, in both directions: each one only a
 /// receiving or only a sending endpoint uses is a per-packet cost for nothing on the other.
@@ -355,7 +362,7 @@ fn interceptors(role: &Role, media_engine: &mut RtcMediaEngine) -> Result<Regist
                 );
             }
             Registry::new()
-                .with(Slot::NackResponder, NackResponderBuilder::new().build())
+                .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
                 .with(Slot::SenderReport, SenderReportBuilder::new().build())
         }
     };

@@ -32,7 +32,7 @@ impl OpenViduService {
         for session in sessions {
             let recipients = match self.inner.store.session(session).await {
                 Ok(Some(s)) => s.connections,
-                _ => Vec::new(),
+                _ => Default::default(),
             };
             self.end_recording(session, EndReason::NodeCrashed, &recipients).await;
         }

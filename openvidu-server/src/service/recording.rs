@@ -254,7 +254,7 @@ impl OpenViduService {
         lock(&self.inner.recording.stopped_by_user).insert(session.clone());
         let recipients = match self.inner.store.session(&session).await {
             Ok(Some(s)) => s.connections,
-            _ => Vec::new(),
+            _ => Default::default(),
         };
         let reason = EndReason::RecordingStoppedByServer;
         let recording = if held_here {
@@ -478,7 +478,7 @@ impl OpenViduService {
         tracing::warn!(session_id = %session, recording_id = %id, %reason, "recording failed on the media node");
         let recipients = match self.inner.store.session(session).await {
             Ok(Some(s)) => s.connections,
-            _ => Vec::new(),
+            _ => Default::default(),
         };
         self.end_recording(session, EndReason::MediaServerDisconnect, &recipients).await;
     }

@@ -171,8 +171,39 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use openvidu_core::id::{IdGenerator, SequentialIds};
+    use openvidu_core::model::{Connection, ConnectionProperties, Session, SessionProperties};
+
+    use super::{MemoryStore, Store};
+
     #[tokio::test]
     async fn memory_store_conforms() {
-        super::super::conformance::run(&super::MemoryStore::new()).await;
+        super::super::conformance::run(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn snapshots_share_the_connections_and_a_later_change_does_not_reach_them() {
+        let (store, ids) = (MemoryStore::new(), SequentialIds::default());
+        let sid = ids.session_id();
+        store.create_session(Session::new(sid.clone(), 1, SessionProperties::default())).await.unwrap();
+        let pending =
+            |n| Connection::pending(ids.connection_id(), sid.clone(), n, ConnectionProperties::default(), None);
+        store.create_connection(pending(2), ids.token_id()).await.unwrap();
+
+        let (a, b) = (store.session(&sid).await.unwrap().unwrap(), store.session(&sid).await.unwrap().unwrap());
+        assert!(Arc::ptr_eq(&a.connections, &b.connections), "a read copies no connection");
+
+        store.create_connection(pending(3), ids.token_id()).await.unwrap();
+        let c = store.session(&sid).await.unwrap().unwrap();
+        assert_eq!((a.connections.len(), c.connections.len()), (1, 2), "a held snapshot keeps what it saw");
+        assert_eq!(a.connections[0], c.connections[0]);
+        drop((a, b, c));
+
+        // Nobody holds the list any more: the next change makes no copy of it.
+        let before = Arc::as_ptr(&store.session(&sid).await.unwrap().unwrap().connections);
+        store.create_connection(pending(4), ids.token_id()).await.unwrap();
+        assert_eq!(Arc::as_ptr(&store.session(&sid).await.unwrap().unwrap().connections), before);
     }
 }

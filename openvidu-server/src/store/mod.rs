@@ -10,6 +10,8 @@ mod memory;
 mod redis;
 mod transitions;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use openvidu_core::id::{ConnectionId, SessionId, StreamId, TokenId};
 use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Publisher, Session, Subscriber};
@@ -20,12 +22,16 @@ pub(crate) use self::redis::{RedisConn, RedisTarget};
 pub use memory::MemoryStore;
 
 /// A session with its connections, in creation order.
+///
+/// Cloning one is cheap whatever the size of the session: the connections are shared, and a store
+/// copies them only when it changes a session while an older snapshot of it is still held. Every
+/// signalling call reads the session, so a copy per read would make a join storm quadratic.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionSnapshot {
     /// The session.
     pub session: Session,
     /// Its connections, pending and active.
-    pub connections: Vec<Connection>,
+    pub connections: Arc<Vec<Connection>>,
 }
 
 impl SessionSnapshot {

@@ -8,6 +8,7 @@
 //! a refusal must not leave half a change behind.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use openvidu_core::id::{ConnectionId, StreamId, TokenId};
 use openvidu_core::model::{ActiveInfo, Connection, Millis, OpenViduRole, Publisher, Session, Subscriber};
@@ -30,7 +31,7 @@ pub(crate) struct SessionDoc {
 impl SessionDoc {
     /// A new session without connections.
     pub fn new(session: Session) -> Self {
-        Self::from_parts(SessionSnapshot { session, connections: Vec::new() }, [])
+        Self::from_parts(SessionSnapshot { session, connections: Arc::default() }, [])
     }
 
     /// A document from its snapshot and its usable tokens (token, connection).
@@ -62,12 +63,27 @@ impl SessionDoc {
         }
     }
 
+    /// The connections, to be changed: copied first if an older snapshot still shares them.
+    fn connections_mut(&mut self) -> &mut Vec<Connection> {
+        Arc::make_mut(&mut self.snapshot.connections)
+    }
+
     fn connection_mut(&mut self, connection: &ConnectionId) -> Result<&mut Connection, StoreError> {
+        let at = self.position(connection).ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))?;
+        Ok(&mut self.connections_mut()[at])
+    }
+
+    fn position(&self, connection: &ConnectionId) -> Option<usize> {
+        self.snapshot.connections.iter().position(|c| &c.id == connection)
+    }
+
+    /// Where a published stream is: its owner's index, and its index among the owner's publishers.
+    fn publisher_position(&self, stream: &StreamId) -> Option<(usize, usize)> {
         self.snapshot
             .connections
-            .iter_mut()
-            .find(|c| &c.id == connection)
-            .ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))
+            .iter()
+            .enumerate()
+            .find_map(|(at, c)| Some((at, c.publishers.iter().position(|p| &p.stream_id == stream)?)))
     }
 }
 
@@ -88,19 +104,14 @@ pub(crate) fn create_connection(
     token: TokenId,
 ) -> Result<(), StoreError> {
     doc.add_token(token, connection.id.clone());
-    doc.snapshot.connections.push(connection);
+    doc.connections_mut().push(connection);
     Ok(())
 }
 
 /// Removes a connection; any token of it dies with it.
 pub(crate) fn remove_connection(doc: &mut SessionDoc, connection: &ConnectionId) -> Result<Connection, StoreError> {
-    let idx = doc
-        .snapshot
-        .connections
-        .iter()
-        .position(|c| &c.id == connection)
-        .ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))?;
-    let removed = doc.snapshot.connections.remove(idx);
+    let idx = doc.position(connection).ok_or_else(|| StoreError::ConnectionNotFound(connection.clone()))?;
+    let removed = doc.connections_mut().remove(idx);
     doc.remove_token_of(connection);
     Ok(removed)
 }
@@ -158,17 +169,12 @@ pub(crate) fn add_publisher(
 
 /// Removes a published stream and every subscription to it.
 pub(crate) fn remove_publisher(doc: &mut SessionDoc, stream: &StreamId) -> Result<Unpublished, StoreError> {
-    let (at, i) = doc
-        .snapshot
-        .connections
-        .iter()
-        .enumerate()
-        .find_map(|(at, c)| Some((at, c.publishers.iter().position(|p| &p.stream_id == stream)?)))
-        .ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
-    let owner = &mut doc.snapshot.connections[at];
+    let (at, i) = doc.publisher_position(stream).ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+    let connections = doc.connections_mut();
+    let owner = &mut connections[at];
     let (owner, publisher) = (owner.id.clone(), owner.publishers.remove(i));
     let mut subscribers = Vec::new();
-    for c in &mut doc.snapshot.connections {
+    for c in connections {
         let before = c.subscribers.len();
         c.subscribers.retain(|sub| &sub.stream_id != stream);
         if c.subscribers.len() != before {
@@ -211,16 +217,13 @@ pub(crate) fn set_stream_property(
     stream: &StreamId,
     property: StreamProperty,
 ) -> Result<ConnectionId, StoreError> {
-    for c in &mut doc.snapshot.connections {
-        if let Some(p) = c.publishers.iter_mut().find(|p| &p.stream_id == stream) {
-            let m = &mut p.media_options;
-            match property {
-                StreamProperty::AudioActive(v) => m.audio_active = v,
-                StreamProperty::VideoActive(v) => m.video_active = v,
-                StreamProperty::VideoDimensions(d) => m.video_dimensions = Some(d),
-            }
-            return Ok(c.id.clone());
-        }
+    let (at, i) = doc.publisher_position(stream).ok_or_else(|| StoreError::StreamNotFound(stream.clone()))?;
+    let c = &mut doc.connections_mut()[at];
+    let m = &mut c.publishers[i].media_options;
+    match property {
+        StreamProperty::AudioActive(v) => m.audio_active = v,
+        StreamProperty::VideoActive(v) => m.video_active = v,
+        StreamProperty::VideoDimensions(d) => m.video_dimensions = Some(d),
     }
-    Err(StoreError::StreamNotFound(stream.clone()))
+    Ok(c.id.clone())
 }

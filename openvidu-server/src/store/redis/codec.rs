@@ -128,7 +128,7 @@ pub(super) fn decode(id: &SessionId, fields: Vec<(String, String)>) -> Result<Op
     Ok(Some(Decoded {
         version,
         writer,
-        doc: SessionDoc::from_parts(SessionSnapshot { session, connections }, tokens),
+        doc: SessionDoc::from_parts(SessionSnapshot { session, connections: connections.into() }, tokens),
         seqs,
         last_seq,
     }))
@@ -537,7 +537,7 @@ mod tests {
             tokens.push((ids.token_id(), c.clone()));
             connections.push(Connection::pending(c, sid.clone(), 20 + i, ConnectionProperties::default(), None));
         }
-        let doc = SessionDoc::from_parts(SessionSnapshot { session, connections }, tokens);
+        let doc = SessionDoc::from_parts(SessionSnapshot { session, connections: connections.into() }, tokens);
 
         let back = decode(&sid, fields(&doc, 42)).unwrap().unwrap();
         assert_eq!(back.doc, doc);
@@ -551,9 +551,9 @@ mod tests {
     fn foreign_or_broken_documents_are_errors() {
         let ids = SequentialIds::default();
         let sid = ids.session_id();
-        let mut doc = SessionDoc::new(Session::new(sid.clone(), 1, SessionProperties::default()));
-        let cid = ids.connection_id();
-        doc.snapshot.connections.push(Connection::pending(cid, sid.clone(), 2, ConnectionProperties::default(), None));
+        let session = Session::new(sid.clone(), 1, SessionProperties::default());
+        let pending = Connection::pending(ids.connection_id(), sid.clone(), 2, ConnectionProperties::default(), None);
+        let doc = SessionDoc::from_parts(SessionSnapshot { session, connections: vec![pending].into() }, []);
         let good = fields(&doc, 1);
         assert!(decode(&sid, good.clone()).is_ok());
         let broken = |f: &dyn Fn(&mut Fields)| {

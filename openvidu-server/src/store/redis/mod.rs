@@ -359,7 +359,7 @@ impl Inner {
 fn check_touched(before: &SessionDoc, after: &SessionDoc, touched: &Touched) {
     let (b, a) = (&before.snapshot, &after.snapshot);
     debug_assert!(touched.session || b.session == a.session, "session {} changed undeclared", a.session.id);
-    for c in b.connections.iter().chain(&a.connections) {
+    for c in b.connections.iter().chain(a.connections.iter()) {
         if touched.connections.contains(&c.id) {
             continue;
         }
