@@ -13,7 +13,7 @@
 //! the two stores back to back in each, and every row is the median of its rounds. Last, the two
 //! stores alone, called directly by as
 //! many tasks as the 4x level has clients: what the Redis store's group commit sustains without
-//! HTTP in front of it.
+//! HTTP in front of it. `--only-redis` skips the in-memory levels, to profile the Redis ones.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
