@@ -73,6 +73,7 @@ impl SessionDoc {
         Ok(&mut self.connections_mut()[at])
     }
 
+    /// Where a connection is in the session's list.
     fn position(&self, connection: &ConnectionId) -> Option<usize> {
         self.snapshot.connections.iter().position(|c| &c.id == connection)
     }
