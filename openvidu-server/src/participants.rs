@@ -18,10 +18,34 @@ use crate::cluster::{Delivery, RemoteDelivery};
 /// What a socket task is told to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outgoing {
-    /// Send this text frame.
+    /// Send this text frame now.
     Frame(String),
+    /// Send this text frame, which may wait a little (the socket writer's window, a few
+    /// milliseconds) for the frames queued after it, to go out in the same write. For the
+    /// notifications a storm of joins or leaves sends to everyone (`participantJoined`,
+    /// `participantLeft`): one per participant per joiner, quadratic in all. An urgent frame queued
+    /// behind it ends the wait; the order of the frames is kept.
+    Deferrable(String),
     /// Close the socket (after the frames queued before).
     Close,
+}
+
+impl Outgoing {
+    /// The text frame to send, if this is one.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Outgoing::Frame(f) | Outgoing::Deferrable(f) => Some(f),
+            Outgoing::Close => None,
+        }
+    }
+}
+
+/// Whether a notification may wait for the ones after it (see [`Outgoing::Deferrable`]): those
+/// that every participant gets when another comes or goes, and whose delivery a few milliseconds
+/// later changes nothing for a client. Anything a negotiation waits for (ICE candidates, streams
+/// to subscribe to, answers) goes out at once.
+fn may_wait(n: &Notification) -> bool {
+    matches!(n, Notification::ParticipantJoined { .. } | Notification::ParticipantLeft { .. })
 }
 
 /// A participant bound to (or waiting for) a socket of this master.
@@ -212,7 +236,7 @@ impl Participants {
     /// cluster, to the other masters for the rest.
     pub fn notify_all<'a>(&self, connections: impl IntoIterator<Item = &'a ConnectionId>, n: &Notification) {
         let frame = notification_frame(n);
-        let elsewhere = self.send_local(connections, &frame);
+        let elsewhere = self.send_local(connections, &frame, may_wait(n));
         if !elsewhere.is_empty()
             && let Some(remote) = self.remote.get()
         {
@@ -223,14 +247,16 @@ impl Participants {
     /// Sends a notification to one connection if its socket is held here (never to the other
     /// masters: for events every master hears, like a media node's).
     pub fn notify_local(&self, connection: &ConnectionId, n: &Notification) {
-        self.send_local(std::iter::once(connection), &notification_frame(n));
+        self.send_local(std::iter::once(connection), &notification_frame(n), may_wait(n));
     }
 
-    /// Sends `frame` to the sockets held here; returns the connections not held here.
+    /// Sends `frame` to the sockets held here ([`Outgoing::Deferrable`] if it `may_wait`);
+    /// returns the connections not held here.
     fn send_local<'a>(
         &self,
         connections: impl IntoIterator<Item = &'a ConnectionId>,
         frame: &str,
+        may_wait: bool,
     ) -> Vec<ConnectionId> {
         self.with(|s| {
             let mut elsewhere = Vec::new();
@@ -238,7 +264,9 @@ impl Participants {
                 match s.by_connection.get(c).and_then(|r| s.by_rpc.get(r)) {
                     Some(p) => {
                         if let Some(tx) = &p.tx {
-                            let _ = tx.send(Outgoing::Frame(frame.to_owned()));
+                            let frame = frame.to_owned();
+                            let _ =
+                                tx.send(if may_wait { Outgoing::Deferrable(frame) } else { Outgoing::Frame(frame) });
                         }
                     }
                     None => elsewhere.push(c.clone()),
@@ -269,8 +297,9 @@ impl Participants {
 impl crate::cluster::LocalDelivery for Participants {
     fn deliver_local(&self, delivery: Delivery) {
         match delivery {
+            // From another master, which does not say what the frame is: sent at once.
             Delivery::Frame { to, frame } => {
-                self.send_local(to.iter(), &frame);
+                self.send_local(to.iter(), &frame, false);
             }
             Delivery::Close { to } => {
                 for c in &to {
@@ -339,12 +368,8 @@ mod tests {
         let _ = tx.send(Outgoing::Frame("the answer".into()));
         reg.release("rpc1", tx, &mut held_rx, |out| matches!(out, Outgoing::Frame(f) if f.contains("told")));
         reg.notify(&c, &Notification::MediaError { error: "three".into() });
-        let frames: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|o| match o {
-                Outgoing::Frame(f) => f,
-                Outgoing::Close => "close".into(),
-            })
-            .collect();
+        let frames: Vec<String> =
+            std::iter::from_fn(|| rx.try_recv().ok()).map(|o| o.text().unwrap_or("close").to_owned()).collect();
         assert_eq!(frames.len(), 4, "{frames:?}");
         assert_eq!(frames[0], "the answer");
         for (frame, word) in frames[1..].iter().zip(["one", "two", "three"]) {

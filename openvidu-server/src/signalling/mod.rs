@@ -6,6 +6,7 @@
 //! re-binds a new socket to it; afterwards the participant is evicted (`networkDisconnect`).
 
 mod rpc;
+mod writer;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -17,7 +18,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use openvidu_core::id::IdGenerator;
 use openvidu_core::model::EndReason;
 use tokio::sync::mpsc;
@@ -95,33 +96,9 @@ fn rpc_session_id() -> String {
 }
 
 async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
-    let writer = tokio::spawn(async move {
-        // What is queued by the time the writer wakes goes out in one write: in a storm of
-        // joins each participant gets a `participantJoined` per joiner, and a write per frame
-        // was a tenth of the server's CPU.
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(out) = next.take() {
-                match out {
-                    Outgoing::Frame(f) => {
-                        if sink.feed(Message::Text(f.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Outgoing::Close => {
-                        let _ = sink.send(Message::Close(None)).await;
-                        return;
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
+    let writer = tokio::spawn(writer::write_queue(rx, sink, writer::DEFERRABLE_WINDOW));
     let mut state = SocketState {
         rpc_id: rpc_session_id(),
         joined: false,

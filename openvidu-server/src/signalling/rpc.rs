@@ -36,7 +36,7 @@ impl Known {
     /// Whether `out` is a `participantJoined` of a connection, or a `participantPublished` of
     /// streams, that the `joinRoom` answer already listed.
     fn told(&self, out: &Outgoing) -> bool {
-        let Outgoing::Frame(frame) = out else { return false };
+        let Some(frame) = out.text() else { return false };
         let Ok(v) = serde_json::from_str::<Value>(frame) else { return false };
         let params = &v["params"];
         match v["method"].as_str() {
