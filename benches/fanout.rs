@@ -98,8 +98,22 @@ async fn measure_rooms(bin: &Path, m: usize, k: usize, a: &FanoutArgs) -> Fanout
         }
     })
     .await;
+    // On a machine this scenario overloads (2 cores: the server and 160 bots), a bot's
+    // publisher may be reconnecting (`reconnectStream`) at the moment another subscribes to it;
+    // the subscriber then subscribes again when the stream is published anew (`subscribe_all`
+    // stays on), and the window shows the loss. Reported, not fatal.
+    let mut failed = Vec::new();
     for bot in &bots {
-        bot.subscribe_all().await.expect("a bot subscribes");
+        if let Err(e) = bot.subscribe_all().await {
+            failed.push(e.to_string());
+        }
+    }
+    if let Some(first) = failed.first() {
+        println!(
+            "note: rooms {m}x{k}: {} of {} bots could not subscribe to every stream at once (first: {first}); they subscribe again when it is republished",
+            failed.len(),
+            bots.len()
+        );
     }
     let mut row = measure_window(server.child.id(), &bots, a).await;
     row.subscribers = m * k * (k - 1);

@@ -281,13 +281,18 @@ pub async fn subscribers_of(
     .await
 }
 
-/// Waits until every subscriber receives (60 s at most), then `warmup` seconds, then measures
-/// a window of `seconds`: what the subscribers received and the CPU time of process
-/// `server_pid` and of this one.
+/// Waits until every subscriber receives (60 s at most; past that, says how many do not and
+/// goes on), then `warmup` seconds, then measures a window of `seconds`: what the subscribers
+/// received and the CPU time of process `server_pid` and of this one.
 pub async fn measure_window<S: FanoutSubscriber>(server_pid: u32, subscribers: &[S], a: &FanoutArgs) -> FanoutRow {
     let start = Instant::now();
     while !subscribers.iter().all(S::receiving) {
-        assert!(start.elapsed() < Duration::from_secs(60), "not every subscriber receives after 60 s");
+        if start.elapsed() > Duration::from_secs(60) {
+            // An overloaded machine: measured all the same, the row shows what was lost.
+            let silent = subscribers.iter().filter(|s| !s.receiving()).count();
+            println!("note: {silent} of {} subscribers not receiving after 60 s; measuring anyway", subscribers.len());
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(a.warmup)).await;
