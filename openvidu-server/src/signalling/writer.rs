@@ -145,6 +145,14 @@ mod tests {
         Outgoing::Deferrable(s.to_owned())
     }
 
+    /// A writer with this window on a recording sink: its queue, its sink, its task.
+    fn start(window: Duration) -> (mpsc::UnboundedSender<Outgoing>, Writes, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = Writes::default();
+        let writer = tokio::spawn(write_queue(rx, sink.clone(), window));
+        (tx, sink, writer)
+    }
+
     #[tokio::test]
     async fn what_is_queued_goes_out_in_one_write_in_order() {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -161,19 +169,15 @@ mod tests {
 
     #[tokio::test]
     async fn an_urgent_frame_is_written_at_once() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let sink = Writes::default();
-        let _writer = tokio::spawn(write_queue(rx, sink.clone(), Duration::from_secs(60)));
+        let (tx, sink, _writer) = start(Duration::from_secs(60));
         tx.send(frame("answer")).unwrap();
         assert_eq!(sink.wait_for(1).await, vec![vec!["answer"]]);
     }
 
     #[tokio::test]
     async fn deferrable_frames_share_a_write_and_an_urgent_one_ends_the_wait() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let sink = Writes::default();
         // A window far longer than the test's wait: only the urgent frame can end it.
-        let _writer = tokio::spawn(write_queue(rx, sink.clone(), Duration::from_secs(60)));
+        let (tx, sink, _writer) = start(Duration::from_secs(60));
         tx.send(deferrable("joined 1")).unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         tx.send(deferrable("joined 2")).unwrap();
@@ -185,9 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deferrable_frame_alone_goes_out_when_the_window_ends() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let sink = Writes::default();
-        let _writer = tokio::spawn(write_queue(rx, sink.clone(), Duration::from_millis(30)));
+        let (tx, sink, _writer) = start(Duration::from_millis(30));
         tx.send(deferrable("joined")).unwrap();
         assert_eq!(sink.wait_for(1).await, vec![vec!["joined"]]);
         // The next window starts with the next deferrable frame.
@@ -208,9 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_queue_writes_the_deferred_frames_without_waiting() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let sink = Writes::default();
-        let writer = tokio::spawn(write_queue(rx, sink.clone(), Duration::from_secs(60)));
+        let (tx, sink, writer) = start(Duration::from_secs(60));
         tx.send(deferrable("joined")).unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(tx);
