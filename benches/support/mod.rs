@@ -104,6 +104,16 @@ impl ServerProcess {
     }
 }
 
+/// UDP datagrams the kernel has dropped so far because a socket's receive buffer was full
+/// (`RcvbufErrors` in `/proc/net/snmp`, the whole machine), if readable.
+pub fn udp_receive_buffer_drops() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 /// User + system CPU time of process `pid` so far, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
@@ -300,9 +310,15 @@ pub async fn measure_window<S: FanoutSubscriber>(server_pid: u32, subscribers: &
     for s in subscribers {
         s.reset();
     }
+    let drops0 = udp_receive_buffer_drops();
     let (cpu0, bots0, t0) = (cpu_time(server_pid), cpu_time(std::process::id()), Instant::now());
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
     let (cpu1, bots1, seconds) = (cpu_time(server_pid), cpu_time(std::process::id()), t0.elapsed().as_secs_f64());
+    if let (Some(d0), Some(d1)) = (drops0, udp_receive_buffer_drops())
+        && d1 > d0
+    {
+        println!("note: the kernel dropped {} UDP datagrams on full receive buffers in the window", d1 - d0);
+    }
     let mut tally = Tally::default();
     for s in subscribers {
         s.tally(&mut tally);

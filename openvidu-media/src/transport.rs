@@ -40,6 +40,13 @@ pub(crate) use batch::SendBatch;
 const PEER_QUEUE: usize = 2048;
 /// The largest datagram the mux reads.
 const MAX_DATAGRAM: usize = 2048;
+/// The receive buffer asked for on a shared mux socket. Every peer connection of the node reads
+/// through that one socket: with the kernel's default (212,992 bytes, about 90 small datagrams
+/// on loopback, where each costs ~2.3 KB of buffer) a burst arriving while the mux task waits
+/// for a CPU overflowed it, and the kernel dropped datagrams of every connection alike — media,
+/// and handshakes (a lost DTLS flight 5 left a connection that never came up).
+/// The kernel caps the request at `net.core.rmem_max`; the node logs what it got.
+const MUX_RECV_BUFFER: usize = 8 << 20;
 
 /// Identifies one registered peer connection socket in a [`MuxTable`].
 pub(crate) type SlotId = u64;
@@ -195,6 +202,17 @@ impl Transport {
                         .map_err(|e| MediaError::Config(format!("cannot bind UDP {ip}:{bound_port}: {e}")))?;
                     socket.set_nonblocking(true).map_err(config_io)?;
                     bound_port = socket.local_addr().map_err(config_io)?.port();
+                    let recv_buffer = enlarge_receive_buffer(&socket, MUX_RECV_BUFFER);
+                    if recv_buffer < MUX_RECV_BUFFER {
+                        tracing::warn!(
+                            port = bound_port,
+                            recv_buffer,
+                            wanted = MUX_RECV_BUFFER,
+                            "small UDP receive buffer on the media mux: raise net.core.rmem_max, or bursts will be dropped"
+                        );
+                    } else {
+                        tracing::debug!(port = bound_port, recv_buffer, "media mux receive buffer");
+                    }
                     let socket = Arc::new(tokio::net::UdpSocket::from_std(socket).map_err(config_io)?);
                     let state = Arc::new(Mutex::new(MuxState::default()));
                     let task = tokio::spawn(mux_receive(socket.clone(), state.clone()));
@@ -282,6 +300,17 @@ struct Replacement {
     socket: Arc<dyn AsyncUdpSocket>,
     advertised: SocketAddr,
     muxed: Option<Arc<MuxedSocket>>,
+}
+
+/// Asks for a receive buffer of `wanted` bytes on `socket` and returns the size it has now (as
+/// the kernel reports it: Linux doubles the request for its bookkeeping and caps it at twice
+/// `net.core.rmem_max`). A buffer the kernel refuses to grow stays as it was.
+pub(crate) fn enlarge_receive_buffer(socket: &std::net::UdpSocket, wanted: usize) -> usize {
+    let socket = socket2::SockRef::from(socket);
+    if let Err(e) = socket.set_recv_buffer_size(wanted) {
+        tracing::debug!(error = %e, wanted, "cannot set a UDP receive buffer");
+    }
+    socket.recv_buffer_size().unwrap_or(0)
 }
 
 fn config_io(e: io::Error) -> MediaError {

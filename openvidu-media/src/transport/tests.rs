@@ -122,3 +122,33 @@ fn a_binding_request_for_a_gone_ufrag_is_dropped_not_routed_by_address() {
     assert_eq!(table.route(client, &[22]), Some(new));
     assert_eq!(table.route(client, &binding_request("ufragNew:c2")), Some(new));
 }
+
+/// What the kernel lets an unprivileged socket have: twice `net.core.rmem_max` (Linux).
+fn kernel_receive_buffer_cap() -> Option<usize> {
+    let max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max").ok()?.trim().parse().ok()?;
+    Some(max * 2)
+}
+
+#[test]
+fn a_receive_buffer_grows_as_far_as_the_kernel_allows() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let before = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+    let after = enlarge_receive_buffer(&socket, MUX_RECV_BUFFER);
+    assert_eq!(after, socket2::SockRef::from(&socket).recv_buffer_size().unwrap(), "reports what the socket has");
+    assert!(after >= before, "shrunk from {before} to {after}");
+    if let Some(cap) = kernel_receive_buffer_cap() {
+        // Linux doubles the request, within twice rmem_max.
+        assert!(after >= (MUX_RECV_BUFFER * 2).min(cap), "{after} bytes, kernel cap {cap}");
+    }
+}
+
+#[tokio::test]
+async fn the_mux_socket_gets_the_large_receive_buffer() {
+    let transport = Transport::new(&["127.0.0.1".parse().unwrap()], None, &UdpPorts::Mux { port: 0 }).unwrap();
+    let Mode::Mux { ports, .. } = &transport.mode else { panic!("not in mux mode") };
+    let port = ports.values().next().unwrap();
+    let size = socket2::SockRef::from(&*port.socket).recv_buffer_size().unwrap();
+    if let Some(cap) = kernel_receive_buffer_cap() {
+        assert!(size >= (MUX_RECV_BUFFER * 2).min(cap), "{size} bytes, kernel cap {cap}");
+    }
+}
