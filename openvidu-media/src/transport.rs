@@ -203,6 +203,8 @@ impl Transport {
                     socket.set_nonblocking(true).map_err(config_io)?;
                     bound_port = socket.local_addr().map_err(config_io)?.port();
                     let recv_buffer = enlarge_receive_buffer(&socket, MUX_RECV_BUFFER);
+                    // The size reported counts the kernel's bookkeeping (twice the usable bytes):
+                    // below the request, the node has less than half of what it asked for.
                     if recv_buffer < MUX_RECV_BUFFER {
                         tracing::warn!(
                             port = bound_port,
