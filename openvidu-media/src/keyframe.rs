@@ -76,7 +76,12 @@ pub struct KeyframeLimiter {
     last_sent: Option<Instant>,
     /// A request went out and no keyframe has passed since.
     awaiting: bool,
-    /// The most pressing need not answered yet, if any.
+    /// The most pressing need not answered yet, if any. It stays after its request is sent,
+    /// until a keyframe passes: a request that goes unanswered is sent again when the interval
+    /// ends. Publishers do drop requests: Chromium ignores a PLI that comes less than 300 ms
+    /// after the one before it (libwebrtc's minimum keyframe send interval), so a subscriber
+    /// connecting just after the publisher's first keyframe passed, whose PLI follows the
+    /// publisher's start's within 300 ms, would otherwise wait for no keyframe at all.
     pending: Option<KeyframeNeed>,
 }
 
@@ -112,7 +117,6 @@ impl KeyframeLimiter {
                 return Some(KeyframeOut::Timeout(next));
             }
         }
-        self.pending = None;
         self.awaiting = true;
         self.last_sent = Some(now);
         Some(KeyframeOut::SendRequest)
