@@ -31,10 +31,12 @@ use crate::config::UdpPorts;
 use crate::node::MediaError;
 
 mod batch;
+mod mux_socket;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use batch::SendBatch;
+pub(crate) use mux_socket::MuxSocket;
 
 /// Datagrams queued per peer connection before the mux drops new ones.
 const PEER_QUEUE: usize = 2048;
@@ -164,7 +166,7 @@ struct MuxState {
 
 /// One shared UDP socket and its routing state.
 struct MuxPort {
-    socket: Arc<tokio::net::UdpSocket>,
+    socket: Arc<MuxSocket>,
     state: Arc<Mutex<MuxState>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -200,7 +202,6 @@ impl Transport {
                 for ip in host_ips {
                     let socket = std::net::UdpSocket::bind(SocketAddr::new(*ip, bound_port))
                         .map_err(|e| MediaError::Config(format!("cannot bind UDP {ip}:{bound_port}: {e}")))?;
-                    socket.set_nonblocking(true).map_err(config_io)?;
                     bound_port = socket.local_addr().map_err(config_io)?.port();
                     let recv_buffer = enlarge_receive_buffer(&socket, MUX_RECV_BUFFER);
                     // The size reported counts the kernel's bookkeeping (twice the usable bytes):
@@ -215,7 +216,7 @@ impl Transport {
                     } else {
                         tracing::debug!(port = bound_port, recv_buffer, "media mux receive buffer");
                     }
-                    let socket = Arc::new(tokio::net::UdpSocket::from_std(socket).map_err(config_io)?);
+                    let socket = Arc::new(MuxSocket::new(socket).map_err(config_io)?);
                     let state = Arc::new(Mutex::new(MuxState::default()));
                     let task = tokio::spawn(mux_receive(socket.clone(), state.clone()));
                     ports.insert(*ip, MuxPort { socket, state, task });
@@ -323,7 +324,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn mux_receive(socket: Arc<tokio::net::UdpSocket>, state: Arc<Mutex<MuxState>>) {
+async fn mux_receive(socket: Arc<MuxSocket>, state: Arc<Mutex<MuxState>>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
@@ -361,7 +362,7 @@ async fn mux_receive(socket: Arc<tokio::net::UdpSocket>, state: Arc<Mutex<MuxSta
 struct MuxedSocket {
     local: SocketAddr,
     slot: SlotId,
-    socket: Arc<tokio::net::UdpSocket>,
+    socket: Arc<MuxSocket>,
     state: Arc<Mutex<MuxState>>,
     rx: Mutex<mpsc::Receiver<Datagram>>,
     noted: Mutex<HashSet<SocketAddr>>,
@@ -396,7 +397,7 @@ impl AsyncUdpSocket for MuxedSocket {
         Ok(self.local)
     }
 
-    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
+    fn poll_send(&self, _: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
         let to = transmit.destination;
         self.note(to);
         match transmit.segment_size {
@@ -407,7 +408,15 @@ impl AsyncUdpSocket for MuxedSocket {
                 }
                 Poll::Ready(Ok(transmit.contents.len()))
             }
-            _ => self.socket.poll_send_to(cx, transmit.contents, to),
+            _ => match self.socket.try_send_to(transmit.contents, to) {
+                // The send buffer is full: the datagram is lost, as on a full link (see
+                // `MuxSocket`); ICE, DTLS and RTCP send theirs again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tracing::debug!(%to, len = transmit.contents.len(), "UDP mux send buffer full: datagram dropped");
+                    Poll::Ready(Ok(transmit.contents.len()))
+                }
+                sent => Poll::Ready(sent),
+            },
         }
     }
 

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use rtc::shared::TaggedBytesMut;
 
+use super::MuxSocket;
+
 /// One datagram waiting for [`SendBatch::flush`].
 struct Queued {
-    socket: Arc<tokio::net::UdpSocket>,
+    socket: Arc<MuxSocket>,
     to: SocketAddr,
     data: BytesMut,
 }
@@ -30,7 +32,7 @@ const MAX_PER_CALL: usize = if cfg!(test) { 16 } else { 256 };
 
 impl SendBatch {
     /// Queues `data` for `to` on `socket`.
-    pub(crate) fn push(&mut self, socket: Arc<tokio::net::UdpSocket>, to: SocketAddr, data: BytesMut) {
+    pub(crate) fn push(&mut self, socket: Arc<MuxSocket>, to: SocketAddr, data: BytesMut) {
         self.queued.push(Queued { socket, to, data });
     }
 
@@ -66,7 +68,7 @@ impl SendBatch {
 
 /// Sends `run` (datagrams of one socket) with `sendmmsg`; returns how many were not sent.
 #[cfg(target_os = "linux")]
-fn send_run(socket: &tokio::net::UdpSocket, run: &[Queued]) -> usize {
+fn send_run(socket: &MuxSocket, run: &[Queued]) -> usize {
     use std::os::fd::AsRawFd;
 
     let addrs: Vec<socket2::SockAddr> = run.iter().map(|q| socket2::SockAddr::from(q.to)).collect();
@@ -121,7 +123,7 @@ fn send_run(socket: &tokio::net::UdpSocket, run: &[Queued]) -> usize {
 
 /// Sends `run` one datagram at a time (no `sendmmsg` here).
 #[cfg(not(target_os = "linux"))]
-fn send_run(socket: &tokio::net::UdpSocket, run: &[Queued]) -> usize {
+fn send_run(socket: &MuxSocket, run: &[Queued]) -> usize {
     run.iter().filter(|q| socket.try_send_to(&q.data, q.to).is_err()).count()
 }
 
@@ -135,6 +137,11 @@ mod tests {
         (socket, addr)
     }
 
+    fn sender() -> Arc<MuxSocket> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        Arc::new(MuxSocket::new(socket).expect("registered"))
+    }
+
     async fn recv(socket: &tokio::net::UdpSocket, buf: &mut [u8]) -> usize {
         let received = tokio::time::timeout(std::time::Duration::from_secs(5), socket.recv(buf)).await;
         received.expect("a datagram within 5 s").expect("recv")
@@ -142,8 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_delivers_every_datagram_to_its_destination_in_order() {
-        let sender = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
-        let other = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let (sender, other) = (sender(), sender());
         let ((a, a_addr), (b, b_addr)) = (receiver().await, receiver().await);
         let mut batch = SendBatch::default();
         // A run longer than one call, then another socket, then the first one again.
@@ -168,7 +174,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_destination_costs_only_its_own_datagram() {
-        let sender = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let sender = sender();
         let (a, a_addr) = receiver().await;
         let mut batch = SendBatch::default();
         batch.push(sender.clone(), a_addr, BytesMut::from(&b"one"[..]));
