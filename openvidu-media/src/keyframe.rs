@@ -104,7 +104,8 @@ impl KeyframeLimiter {
 
     /// Whether the limiter wants to hear of the next keyframe (a request is pending or out).
     pub fn is_waiting_for_keyframe(&self) -> bool {
-        self.awaiting || self.pending.is_some()
+        // A request out (`awaiting`) keeps its need pending until a keyframe passes.
+        self.pending.is_some()
     }
 
     /// What to do at `now`: send, wait until a deadline, or nothing (`None`).

@@ -138,8 +138,7 @@ mod tests {
     }
 
     fn sender() -> Arc<MuxSocket> {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        Arc::new(MuxSocket::new(socket).expect("registered"))
+        Arc::new(MuxSocket::loopback())
     }
 
     async fn recv(socket: &tokio::net::UdpSocket, buf: &mut [u8]) -> usize {

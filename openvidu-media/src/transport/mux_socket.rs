@@ -61,6 +61,13 @@ impl MuxSocket {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.fd.get_ref().local_addr()
     }
+
+    /// A socket on a free loopback port, for tests.
+    #[cfg(test)]
+    pub(crate) fn loopback() -> Self {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        Self::new(socket).expect("registered")
+    }
 }
 
 impl AsRawFd for MuxSocket {
@@ -82,14 +89,9 @@ mod tests {
 
     use super::*;
 
-    fn bound() -> MuxSocket {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        MuxSocket::new(socket).expect("registered")
-    }
-
     #[tokio::test]
     async fn datagrams_go_both_ways_and_a_read_waits_for_the_next_one() {
-        let (a, b) = (bound(), bound());
+        let (a, b) = (MuxSocket::loopback(), MuxSocket::loopback());
         let (a_addr, b_addr) = (a.local_addr().expect("addr"), b.local_addr().expect("addr"));
         assert_eq!(a.try_send_to(b"one", b_addr).expect("sent"), 3);
         let mut buf = [0u8; 16];
@@ -119,7 +121,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         let metrics = runtime.handle().metrics();
         let parks = runtime.block_on(async {
-            let socket = Arc::new(bound());
+            let socket = Arc::new(MuxSocket::loopback());
             // Not registered with the runtime: what it receives wakes nothing.
             let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
             let to = sink.local_addr().expect("addr");
