@@ -5,16 +5,18 @@
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use openvidu_core::wire::ice::{candidate_ufrag, sdp_ice_ufrag};
 use openvidu_core::wire::rpc::OnIceCandidateParams;
+use rtc::crypto::{self, SignatureScheme};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media::Sample;
 use rtc::media::io::ivf_reader::IVFReader;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -54,13 +56,11 @@ const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
 const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_millis(1500);
 const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(5);
 /// ICE checks every 10 ms while connecting (the crate's default is 200 ms), over the crate's
-/// default 1.4 s per candidate pair. Besides the checks, the tick paces the DTLS handshake's
-/// start: webrtc 0.21 queues a DTLS client's first flight when ICE connects but sends it only
-/// at the next timer of the connection, which is this one (`DtlsHandler::handle_event` does
-/// not drain `poll_transmit` after `connect`). A bot is the DTLS client of every connection
-/// it offers, so at 50 ms each join waited up to 50 ms before its handshake began. The node
-/// gives one host candidate per address, so a bot has a pair or two to check: the pace costs
-/// a few more STUN requests per join, no more.
+/// default 1.4 s per candidate pair: a bot joins as fast as its first working check. The node
+/// gives one host candidate per address, so a bot has a pair or two to check: the pace costs a
+/// few more STUN requests per join, no more. (This tick also used to pace the DTLS handshake's
+/// start, sent at the connection's next timer; the vendored crate now sends a DTLS client's
+/// first flight as soon as ICE connects, see `vendor/webrtc/OPENVIDU-PATCH.md`.)
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 const ICE_MAX_BINDING_REQUESTS: u16 = 140;
 /// Nominate the first working pair at once, as a browser does. The crate waits 1 s after the
@@ -70,6 +70,26 @@ const ICE_MAX_BINDING_REQUESTS: u16 = 140;
 const ICE_REFLEXIVE_NOMINATION_WAIT: Duration = Duration::ZERO;
 /// Ids of endpoints, unique in the process.
 static NEXT_ENDPOINT_ID: AtomicU64 = AtomicU64::new(1);
+/// The DTLS certificate of every peer connection of the process, made on first use.
+static DTLS_CERTIFICATE: OnceLock<RTCCertificate> = OnceLock::new();
+
+/// The process's DTLS certificate: ECDSA P-256, self-signed, as the webrtc crate would make for
+/// each peer connection. One for all, as the media node has one per engine: the peer checks it
+/// against the fingerprint of the SDP it got, and each handshake's keys are ephemeral (ECDHE)
+/// whatever the certificate. A key and a signature per peer connection were 2.6% of the bots'
+/// CPU in a storm of joins.
+fn dtls_certificate() -> Result<RTCCertificate, ParticipantError> {
+    if let Some(certificate) = DTLS_CERTIFICATE.get() {
+        return Ok(certificate.clone());
+    }
+    let provider = crypto::default_provider().map_err(ParticipantError::webrtc)?;
+    let params =
+        CertificateParams::new(vec!["openvidu-rs-participant".to_owned()]).map_err(ParticipantError::webrtc)?;
+    let certificate = RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
+        .map_err(ParticipantError::webrtc)?;
+    // Two first connections at once may both make one; the first stored is everyone's from then on.
+    Ok(DTLS_CERTIFICATE.get_or_init(|| certificate).clone())
+}
 
 /// What a peer connection is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,7 +357,7 @@ impl Endpoint {
         });
         let handler = Arc::new(Handler { shared: shared.clone() });
         let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(RTCConfigurationBuilder::new().with_certificates(vec![dtls_certificate()?]).build())
             .with_media_engine(media_engine)
             .with_setting_engine(settings)
             .with_interceptor_registry(registry)

@@ -34,7 +34,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::{RTCIceServer, RTCIceTransportPolicy};
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::state::RTCIceGatheringState;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCIceGatheringState};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
@@ -539,6 +539,15 @@ pub(crate) struct PeerConnectionDriver<A = SocketAddr> {
     /// old candidates and replacing the transports they name are the same decision (webrtc#868).
     discard_local_candidates_during_ice_restart: bool,
     turn_allocation_refresh_interval_cap: Option<Duration>,
+    /// Set when ICE reports `Connected`: the core is given one `handle_timeout` at once.
+    ///
+    /// A DTLS client's first flight is queued by `DTLSEndpoint::connect` when the selected
+    /// candidate pair changes, but rtc's `DtlsHandler` moves the endpoint's datagrams to its
+    /// write queue only in `handle_timeout`. The retransmit timer is a second away, so the
+    /// flight left at whichever timer of the connection came first (the ICE check tick): up
+    /// to that tick's interval of idle wait before every handshake. `handle_timeout` is
+    /// deadline-guarded in every handler, so the extra call sends that flight and nothing else.
+    flush_after_ice_connected: bool,
 }
 
 impl<A> PeerConnectionDriver<A>
@@ -598,6 +607,7 @@ where
             crypto_provider,
             discard_local_candidates_during_ice_restart,
             turn_allocation_refresh_interval_cap,
+            flush_after_ice_connected: false,
         }
     }
 
@@ -850,6 +860,10 @@ where
             self.poll_writes().await?;
             self.poll_events().await;
             self.poll_reads().await?;
+            if std::mem::take(&mut self.flush_after_ice_connected) {
+                self.handle_timeout(self.inner.runtime.now()).await?;
+                continue;
+            }
 
             // Wake senders blocked in `DataChannel::writable()`: the poll_* passes above
             // applied any SCTP buffer releases (acked/abandoned bytes) to the per-channel
@@ -1285,6 +1299,9 @@ where
                 self.inner.handler.on_signaling_state_change(state).await;
             }
             RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                if state == RTCIceConnectionState::Connected {
+                    self.flush_after_ice_connected = true;
+                }
                 self.inner
                     .handler
                     .on_ice_connection_state_change(state)

@@ -1896,6 +1896,38 @@ mod virtual_clock_tests {
         );
     }
 
+    /// The DTLS client's first flight leaves when ICE connects, not at the connection's next
+    /// timer (openvidu-rs patch, `flush_after_ice_connected` in the driver). Once both peers
+    /// report ICE `Connected`, no clock moves again: the handshake has only the datagrams of
+    /// its flights to run on, and both peer connections must still reach `Connected`.
+    #[test]
+    fn dtls_handshake_starts_when_ice_connects_without_waiting_for_a_timer() {
+        let network = Arc::new(MockUDPNetwork::new());
+        let driver = MockRuntime::new();
+
+        driver.block_on(Box::pin(async {
+            let (offerer, answerer) = connect_pair(&network).await;
+
+            let mut connected = false;
+            for _ in 0..500 {
+                if offerer.rec.saw_conn(RTCPeerConnectionState::Connected)
+                    && answerer.rec.saw_conn(RTCPeerConnectionState::Connected)
+                {
+                    connected = true;
+                    break;
+                }
+                settle();
+            }
+
+            assert!(
+                connected,
+                "DTLS must complete with the clocks stopped at ICE Connected; offerer {:?}, answerer {:?}",
+                offerer.rec.conn_states(),
+                answerer.rec.conn_states()
+            );
+        }));
+    }
+
     /// DTLS and SCTP are the other two behaviours the pluggable-runtime post names. Both sit
     /// *behind* ICE: the handshake only starts once a candidate pair is selected, and SCTP's
     /// association only once DTLS completes. So a data channel opening at all is the

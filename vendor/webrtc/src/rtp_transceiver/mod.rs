@@ -466,6 +466,13 @@ mod tests {
         async fn transport(&self) -> Result<Option<Arc<dyn DtlsTransport>>> {
             unreachable!("not used by set_sender")
         }
+        fn try_write_rtp_now(
+            &self,
+            _: rtc::rtp::Packet,
+            _: &mut Vec<rtc::shared::TaggedBytesMut>,
+        ) -> Result<Option<rtc::rtp::Packet>> {
+            unreachable!("not used by set_sender")
+        }
     }
 
     /// A transceiver with a sender the core knows. The test core has no codecs, so it is rebuilt
