@@ -101,11 +101,15 @@ async fn dispatch(svc: &OpenViduService, state: &mut SocketState, req: &Request)
                     svc.remove_participant(&me.session, &me.connection, EndReason::Disconnect)
                         .await
                         .map_err(media_or_generic)?;
-                    // The client closes its socket (4102); if it does not, we do after 10 s.
-                    let tx = state.tx.clone();
+                    // The client closes its socket (4102); if it does not, we do after 10 s. The
+                    // timer holds the queue weakly: a socket the client closed ends at once, not
+                    // 10 s later (a strong sender kept its writer, and the socket, in CLOSE-WAIT).
+                    let tx = state.tx.downgrade();
                     tokio::spawn(async move {
                         tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-                        let _ = tx.send(Outgoing::Close);
+                        if let Some(tx) = tx.upgrade() {
+                            let _ = tx.send(Outgoing::Close);
+                        }
                     });
                     Ok(json!({}))
                 }

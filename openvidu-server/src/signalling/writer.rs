@@ -25,7 +25,9 @@ use crate::participants::Outgoing;
 pub(crate) const DEFERRABLE_WINDOW: Duration = Duration::from_millis(10);
 
 /// Writes what `rx` brings into `sink` until the queue closes, the socket fails, or an
-/// [`Outgoing::Close`] (after the frames before it). Frames keep their order.
+/// [`Outgoing::Close`] (after the frames before it). Frames keep their order. When the queue
+/// closes (the socket's reader ended and no one else holds a sender), the socket is closed: the
+/// close frame answers a client's, and the connection does not linger half-closed.
 pub(crate) async fn write_queue<S>(mut rx: UnboundedReceiver<Outgoing>, mut sink: S, window: Duration)
 where
     S: Sink<Message> + Unpin,
@@ -71,6 +73,7 @@ where
             return;
         }
     }
+    let _ = sink.close().await;
 }
 
 #[cfg(test)]

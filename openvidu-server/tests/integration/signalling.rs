@@ -263,6 +263,30 @@ async fn rest_evictions_reach_the_socket() {
     assert!(b.recv().await.is_none(), "the evicted socket is closed");
 }
 
+/// openvidu-browser closes its socket after `leaveRoom`: the server answers the close and ends the
+/// connection then. It used to hold it half-closed (CLOSE-WAIT) until the 10-s timer meant for
+/// clients that stay: 100 sockets per storm of 100 joiners and leavers.
+#[tokio::test]
+async fn a_socket_closed_after_leave_room_ends_at_once() {
+    let server = server().start().await.unwrap();
+    let rest = Rest::new(&server);
+    rest.session("bye").await;
+    let token = rest.token("bye", "PUBLISHER", "").await;
+    let mut a = Peer::open(&server).await;
+    join(&mut a, "bye", &token, "").await;
+    a.call("leaveRoom", json!({})).await.unwrap();
+    a.ws.close(None).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut close_answered = false;
+        while let Some(Ok(msg)) = a.ws.next().await {
+            close_answered |= matches!(msg, Message::Close(_));
+        }
+        close_answered
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the server answers the close and ends the connection well before its 10-s timer");
+}
+
 #[tokio::test]
 async fn a_dropped_socket_reconnects_within_the_window_or_is_evicted() {
     let server = server().start().await.unwrap();
