@@ -259,10 +259,10 @@ impl Publisher {
         options: PublishOptions,
     ) -> Result<(Self, String), MediaError> {
         let desc = sdp::parse(&options.sdp_offer)?;
-        if options.has_audio && sdp::section(&desc, RtpCodecKind::Audio).is_none() {
+        if options.has_audio && desc.section(RtpCodecKind::Audio).is_none() {
             return Err(MediaError::Sdp("hasAudio but the offer has no audio section".into()));
         }
-        if options.has_video && sdp::section(&desc, RtpCodecKind::Video).is_none() {
+        if options.has_video && desc.section(RtpCodecKind::Video).is_none() {
             return Err(MediaError::Sdp("hasVideo but the offer has no video section".into()));
         }
         let video = sdp::choose_video_codec(&desc, options.forced_video_codec)?;
@@ -366,7 +366,7 @@ impl Publisher {
 fn check_accepted(answer: &str, codecs: &[(RtpCodecKind, RTCRtpCodecParameters)]) -> Result<(), MediaError> {
     let desc = sdp::parse(answer)?;
     for (kind, codec) in codecs {
-        if !sdp::offers_mime(&desc, *kind, &codec.rtp_codec.mime_type) {
+        if !desc.offers_mime(*kind, &codec.rtp_codec.mime_type) {
             return Err(MediaError::Sdp(format!(
                 "could not negotiate {} for the {kind} section",
                 codec.rtp_codec.mime_type

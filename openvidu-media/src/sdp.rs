@@ -16,21 +16,67 @@ mod tests;
 /// The most text we accept as an SDP (a browser's offer is a few kB).
 const MAX_SDP_LEN: usize = 64 * 1024;
 
+/// The m-sections of a parsed SDP, each with its codecs read once.
+///
+/// The crate's `MediaDescription::codecs` re-reads every attribute line of a section at each
+/// call; checking an offer's codecs, then pruning it, read each section's table three times
+/// (6% of the media thread in a storm of joins).
+#[derive(Debug)]
+pub(crate) struct Sdp {
+    /// The m-sections, in order.
+    pub sections: Vec<Section>,
+}
+
+/// One m-section of an [`Sdp`].
+#[derive(Debug)]
+pub(crate) struct Section {
+    /// `Unspecified` for data channels and unknown media.
+    pub kind: RtpCodecKind,
+    /// Not rejected (its port is not 0).
+    pub live: bool,
+    /// Its codecs, in the order of its `m=` format list.
+    pub codecs: Vec<OfferedCodec>,
+}
+
+impl Sdp {
+    /// The first live section of `kind`.
+    pub(crate) fn section(&self, kind: RtpCodecKind) -> Option<&Section> {
+        self.sections.iter().find(|s| s.kind == kind && s.live)
+    }
+
+    /// Whether a live section of `kind` offers the codec with this MIME type.
+    pub(crate) fn offers_mime(&self, kind: RtpCodecKind, mime: &str) -> bool {
+        self.sections.iter().filter(|s| s.kind == kind && s.live).flat_map(|s| &s.codecs).any(|c| c.is(kind, mime))
+    }
+}
+
 /// Parses `sdp`, rejecting empty, oversized or malformed text and descriptions without any audio
 /// or video section.
-pub(crate) fn parse(sdp: &str) -> Result<SessionDescription, MediaError> {
+pub(crate) fn parse(sdp: &str) -> Result<Sdp, MediaError> {
     if sdp.trim().is_empty() {
         return Err(MediaError::Sdp("empty SDP".into()));
     }
     if sdp.len() > MAX_SDP_LEN {
         return Err(MediaError::Sdp(format!("SDP of {} bytes is larger than {MAX_SDP_LEN}", sdp.len())));
     }
-    let desc = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+    let description = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
         .map_err(|e| MediaError::Sdp(format!("malformed SDP: {e}")))?;
-    if !desc.media_descriptions.iter().any(|m| kind_of(m) != RtpCodecKind::Unspecified) {
+    let sections: Vec<Section> = description
+        .media_descriptions
+        .iter()
+        .map(|m| {
+            let kind = kind_of(m);
+            Section {
+                kind,
+                live: m.media_name.port.value != 0,
+                codecs: if kind == RtpCodecKind::Unspecified { Vec::new() } else { offered_codecs(m) },
+            }
+        })
+        .collect();
+    if sections.iter().all(|s| s.kind == RtpCodecKind::Unspecified) {
         return Err(MediaError::Sdp("SDP has no audio or video section".into()));
     }
-    Ok(desc)
+    Ok(Sdp { sections })
 }
 
 /// The kind of an m-section (`Unspecified` for data channels and unknown media).
@@ -40,11 +86,6 @@ pub(crate) fn kind_of(media: &MediaDescription) -> RtpCodecKind {
         "video" => RtpCodecKind::Video,
         _ => RtpCodecKind::Unspecified,
     }
-}
-
-/// The first non-rejected section of `kind`.
-pub(crate) fn section(desc: &SessionDescription, kind: RtpCodecKind) -> Option<&MediaDescription> {
-    desc.media_descriptions.iter().find(|m| kind_of(m) == kind && m.media_name.port.value != 0)
 }
 
 /// An offered codec, in the section's preference order.
@@ -65,7 +106,7 @@ impl OfferedCodec {
 }
 
 /// The codecs of a section, in the order of its `m=` format list.
-pub(crate) fn offered_codecs(media: &MediaDescription) -> Vec<OfferedCodec> {
+fn offered_codecs(media: &MediaDescription) -> Vec<OfferedCodec> {
     let codecs = media.codecs();
     media
         .media_name
@@ -121,16 +162,12 @@ fn to_parameters(kind: RtpCodecKind, mime: &str, c: &OfferedCodec) -> RTCRtpCode
 /// in the client's preference order, restricted to `forced` unless it is `NONE`.
 ///
 /// `Ok(None)` when the offer has no video section.
-pub(crate) fn choose_video_codec(
-    desc: &SessionDescription,
-    forced: VideoCodec,
-) -> Result<Option<RTCRtpCodecParameters>, MediaError> {
-    let Some(video) = section(desc, RtpCodecKind::Video) else {
+pub(crate) fn choose_video_codec(sdp: &Sdp, forced: VideoCodec) -> Result<Option<RTCRtpCodecParameters>, MediaError> {
+    let Some(video) = sdp.section(RtpCodecKind::Video) else {
         return Ok(None);
     };
-    let offered = offered_codecs(video);
     let mut supported =
-        offered.iter().filter_map(|c| supported_mime(RtpCodecKind::Video, &c.name).map(|mime| (mime, c)));
+        video.codecs.iter().filter_map(|c| supported_mime(RtpCodecKind::Video, &c.name).map(|mime| (mime, c)));
     let chosen = if forced == VideoCodec::None {
         supported.next()
     } else {
@@ -145,24 +182,16 @@ pub(crate) fn choose_video_codec(
 }
 
 /// The audio codec a publisher gets: Opus. `Ok(None)` when the offer has no audio section.
-pub(crate) fn choose_audio_codec(desc: &SessionDescription) -> Result<Option<RTCRtpCodecParameters>, MediaError> {
-    let Some(audio) = section(desc, RtpCodecKind::Audio) else {
+pub(crate) fn choose_audio_codec(sdp: &Sdp) -> Result<Option<RTCRtpCodecParameters>, MediaError> {
+    let Some(audio) = sdp.section(RtpCodecKind::Audio) else {
         return Ok(None);
     };
-    offered_codecs(audio)
+    audio
+        .codecs
         .iter()
         .find(|c| c.name.eq_ignore_ascii_case("opus"))
         .map(|c| Some(to_parameters(RtpCodecKind::Audio, MIME_TYPE_OPUS, c)))
         .ok_or_else(|| MediaError::Sdp("the audio section does not offer Opus".into()))
-}
-
-/// Whether a non-rejected section of `kind` offers the codec with this MIME type.
-pub(crate) fn offers_mime(desc: &SessionDescription, kind: RtpCodecKind, mime: &str) -> bool {
-    desc.media_descriptions
-        .iter()
-        .filter(|m| kind_of(m) == kind && m.media_name.port.value != 0)
-        .flat_map(offered_codecs)
-        .any(|c| c.is(kind, mime))
 }
 
 /// The `a=mid` of the first m-section: the bundle tag local candidates are announced with.
@@ -177,28 +206,23 @@ pub(crate) fn first_mid(sdp: &str) -> Option<String> {
 
 /// `sdp` with only the payload types `keep` accepts in its audio and video sections: the `m=`
 /// format list and the `a=rtpmap`, `a=fmtp` and `a=rtcp-fb` lines of the others are dropped.
-/// `desc` is `sdp` parsed. A section where `keep` accepts nothing is left whole, for the
+/// `parsed` is `sdp` parsed. A section where `keep` accepts nothing is left whole, for the
 /// negotiation to reject as before.
 ///
 /// An offer loses nothing the answer could have used (a peer connection of the node registers
 /// only the codecs it forwards), and the webrtc crate's negotiation, which rebuilds a section's
 /// codec table once per payload type it lists (quadratic in them), has a few to look at
 /// instead of a browser's thirty: it was a third of the node's CPU in a storm of joins.
-pub(crate) fn only_codecs(
-    sdp: &str,
-    desc: &SessionDescription,
-    keep: impl Fn(RtpCodecKind, &OfferedCodec) -> bool,
-) -> String {
-    let kept: Vec<Option<Vec<String>>> = desc
-        .media_descriptions
+pub(crate) fn only_codecs(sdp: &str, parsed: &Sdp, keep: impl Fn(RtpCodecKind, &OfferedCodec) -> bool) -> String {
+    let kept: Vec<Option<Vec<String>>> = parsed
+        .sections
         .iter()
-        .map(|m| {
-            let kind = kind_of(m);
-            if kind == RtpCodecKind::Unspecified {
+        .map(|section| {
+            if section.kind == RtpCodecKind::Unspecified {
                 return None;
             }
             let kept: Vec<String> =
-                offered_codecs(m).iter().filter(|c| keep(kind, c)).map(|c| c.payload_type.to_string()).collect();
+                section.codecs.iter().filter(|c| keep(section.kind, c)).map(|c| c.payload_type.to_string()).collect();
             (!kept.is_empty()).then_some(kept)
         })
         .collect();

@@ -110,11 +110,11 @@ impl Subscriber {
         // Forward the tracks the client asked for; its offer must carry their codecs.
         let mut sources = Vec::new();
         for source in publisher.tracks() {
-            if sdp::section(&desc, source.kind).is_none() {
+            if desc.section(source.kind).is_none() {
                 continue;
             }
             let mime = &source.codec.rtp_codec.mime_type;
-            if !sdp::offers_mime(&desc, source.kind, mime) {
+            if !desc.offers_mime(source.kind, mime) {
                 return Err(MediaError::Sdp(format!(
                     "the subscriber's offer does not accept {mime}, which the publisher sends"
                 )));

@@ -60,7 +60,7 @@ a=fmtp:127 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001
 a=ssrc:2222 cname:abc\r
 ";
 
-fn chrome() -> SessionDescription {
+fn chrome() -> Sdp {
     parse(CHROME_OFFER).expect("fixture parses")
 }
 
@@ -83,11 +83,11 @@ fn sdp_without_media_is_an_error() {
 #[test]
 fn offered_codecs_follow_the_format_order() {
     let desc = chrome();
-    let video = section(&desc, RtpCodecKind::Video).unwrap();
-    let names: Vec<_> = offered_codecs(video).into_iter().map(|c| c.name).collect();
+    let video = desc.section(RtpCodecKind::Video).unwrap();
+    let names: Vec<_> = video.codecs.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["VP8", "rtx", "VP9", "rtx", "H264", "rtx", "H264"]);
-    let audio = section(&desc, RtpCodecKind::Audio).unwrap();
-    let opus = &offered_codecs(audio)[0];
+    let audio = desc.section(RtpCodecKind::Audio).unwrap();
+    let opus = &audio.codecs[0];
     assert_eq!((opus.payload_type, opus.clock_rate, opus.channels), (111, 48000, 2));
     assert_eq!(opus.fmtp, "minptime=10;useinbandfec=1");
 }
@@ -159,9 +159,9 @@ fn sections_that_are_missing_or_rejected_are_none() {
 #[test]
 fn offers_mime_looks_at_every_live_section_of_the_kind() {
     let desc = chrome();
-    assert!(offers_mime(&desc, RtpCodecKind::Video, MIME_TYPE_H264));
-    assert!(offers_mime(&desc, RtpCodecKind::Audio, MIME_TYPE_OPUS));
-    assert!(!offers_mime(&desc, RtpCodecKind::Audio, MIME_TYPE_VP8));
+    assert!(desc.offers_mime(RtpCodecKind::Video, MIME_TYPE_H264));
+    assert!(desc.offers_mime(RtpCodecKind::Audio, MIME_TYPE_OPUS));
+    assert!(!desc.offers_mime(RtpCodecKind::Audio, MIME_TYPE_VP8));
 }
 
 #[test]
@@ -181,8 +181,8 @@ fn video_bandwidth_goes_after_the_connection_line_of_video_sections_only() {
     assert_eq!(out.matches("b=AS:").count(), 1);
     assert!(out.ends_with("\r\n"));
     // Still a valid SDP with the same sections.
-    let desc = parse(&out).unwrap();
-    assert_eq!(desc.media_descriptions.len(), 2);
+    assert_eq!(parse(&out).unwrap().sections.len(), 2);
+    let desc = SessionDescription::unmarshal(&mut Cursor::new(out.as_bytes())).unwrap();
     assert_eq!(desc.media_descriptions[1].bandwidth.len(), 1);
 }
 
@@ -211,9 +211,9 @@ fn only_the_kept_payload_types_stay_with_their_lines() {
         assert!(pruned.contains(kept), "{kept} should stay");
     }
     let reparsed = parse(&pruned).expect("the pruned offer parses");
-    let video = section(&reparsed, RtpCodecKind::Video).expect("video");
-    assert_eq!(offered_codecs(video).iter().map(|c| c.payload_type).collect::<Vec<_>>(), [102, 127]);
-    assert_eq!(reparsed.media_descriptions.len(), desc.media_descriptions.len());
+    let video = reparsed.section(RtpCodecKind::Video).expect("video");
+    assert_eq!(video.codecs.iter().map(|c| c.payload_type).collect::<Vec<_>>(), [102, 127]);
+    assert_eq!(reparsed.sections.len(), desc.sections.len());
 }
 
 #[test]
