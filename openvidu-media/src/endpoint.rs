@@ -400,11 +400,18 @@ pub(crate) async fn build_peer_connection(
         // datagram), and the handshake waited for the 1 s retransmission.
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .build();
+    // A subscriber's driver runs on the negotiation runtime (`MediaEngine::set_negotiation_runtime`);
+    // a publisher's stays here, where the fan-out reads its packets.
+    let tasks = match handler.role {
+        Role::Subscriber { .. } => engine.negotiation_runtime().cloned(),
+        Role::Publisher { .. } => None,
+    };
     let runtime = Arc::new(EndpointRuntime::new(
         engine.transport().clone(),
         ufrag,
         handler.shared.advertised.clone(),
         handler.shared.direct.clone(),
+        tasks,
     ));
     let pc = PeerConnectionBuilder::new()
         .with_configuration(

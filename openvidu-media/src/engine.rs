@@ -73,18 +73,26 @@ impl MediaEngine {
         self.inner.events.clone()
     }
 
-    /// Runs SDP negotiation on `runtime` from now on (once; later calls are ignored). A
-    /// [`MediaWorker`](crate::MediaWorker) gives its caller's runtime: setting a description is
-    /// CPU work under the connection's lock, with no I/O, and a storm of joins then spreads it
-    /// over that runtime's threads instead of queueing it on the media thread, ahead of the
-    /// packets and handshakes of the connections already up.
+    /// Runs SDP negotiation, and the subscribers' peer connections, on `runtime` from now on
+    /// (once; later calls are ignored). A [`MediaWorker`](crate::MediaWorker) gives its caller's
+    /// runtime. Setting a description is CPU work under the connection's lock, with no I/O; a
+    /// subscriber's connection (its ICE checks, DTLS handshake, RTCP and timers) is work the
+    /// fan-out does not wait for, since the fan-out writes its packets through the connection's
+    /// core itself. A storm of joins then spreads that work over the runtime's threads instead
+    /// of queueing it on the media thread, ahead of the packets of the connections already up.
+    /// Publishers' connections stay where they are built: their driver reads the packets the
+    /// fan-out forwards.
     pub fn set_negotiation_runtime(&self, runtime: tokio::runtime::Handle) {
         let _ = self.inner.negotiation.set(runtime);
     }
 
-    /// Runs `work` (setting or creating a description) on the negotiation runtime if there is
-    /// one, else here.
-    async fn negotiate<T: Send + 'static>(
+    /// The runtime of [`set_negotiation_runtime`](Self::set_negotiation_runtime), if set.
+    pub(crate) fn negotiation_runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.inner.negotiation.get()
+    }
+
+    /// Runs `work` (negotiation) on the negotiation runtime if there is one, else here.
+    pub(crate) async fn negotiate<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, MediaError>> + Send + 'static,
     ) -> Result<T, MediaError> {

@@ -53,6 +53,15 @@ impl LocalMediaNode {
         self
     }
 
+    /// Closes every router and its endpoints. The node stays usable: a router created later
+    /// starts empty.
+    pub async fn close_all(&self) {
+        let routers: Vec<Router> = lock(&self.routers).drain().map(|(_, router)| router).collect();
+        for router in routers {
+            router.close().await;
+        }
+    }
+
     /// The engine (settings, UDP port).
     pub fn engine(&self) -> &MediaEngine {
         &self.engine

@@ -197,8 +197,15 @@ impl Router {
         stream: &StreamId,
         sdp_offer: String,
     ) -> Result<(Subscriber, String), MediaError> {
+        let id = subscriber.clone();
         self.subscribe_with(subscriber, stream, |engine, session, publisher| async move {
-            Subscriber::create_answering(&engine, &session, subscriber, &publisher, sdp_offer).await
+            // Parsing the offer and building the connection are negotiation work too.
+            engine
+                .clone()
+                .negotiate(
+                    async move { Subscriber::create_answering(&engine, &session, &id, &publisher, sdp_offer).await },
+                )
+                .await
         })
         .await
     }
@@ -210,8 +217,12 @@ impl Router {
         subscriber: &ConnectionId,
         stream: &StreamId,
     ) -> Result<(Subscriber, String), MediaError> {
+        let id = subscriber.clone();
         self.subscribe_with(subscriber, stream, |engine, session, publisher| async move {
-            Subscriber::create_offering(&engine, &session, subscriber, &publisher).await
+            engine
+                .clone()
+                .negotiate(async move { Subscriber::create_offering(&engine, &session, &id, &publisher).await })
+                .await
         })
         .await
     }

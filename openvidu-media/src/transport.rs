@@ -505,12 +505,14 @@ impl DirectSockets {
 }
 
 /// The runtime of one peer connection: tokio, with the UDP sockets swapped as described in the
-/// module docs.
+/// module docs, and its tasks (the driver: ICE, DTLS, RTCP, timers) spawned on `tasks` when
+/// given, else on the runtime that builds the connection.
 pub(crate) struct EndpointRuntime {
     transport: Arc<Transport>,
     ufrag: String,
     advertised: Arc<AdvertisedAddrs>,
     direct: Arc<DirectSockets>,
+    tasks: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for EndpointRuntime {
@@ -525,14 +527,35 @@ impl EndpointRuntime {
         ufrag: String,
         advertised: Arc<AdvertisedAddrs>,
         direct: Arc<DirectSockets>,
+        tasks: Option<tokio::runtime::Handle>,
     ) -> Self {
-        Self { transport, ufrag, advertised, direct }
+        Self { transport, ufrag, advertised, direct, tasks }
+    }
+}
+
+/// A task spawned on an [`EndpointRuntime`]'s own `tasks` runtime.
+struct SpawnedTask(tokio::task::JoinHandle<()>);
+
+impl JoinHandle for SpawnedTask {
+    fn detach(&self) {
+        // A tokio task detaches when its handle is dropped.
+    }
+
+    fn abort(&self) {
+        self.0.abort();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
     }
 }
 
 impl Runtime for EndpointRuntime {
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        TokioRuntime.spawn(future)
+        match &self.tasks {
+            Some(runtime) => Box::new(SpawnedTask(runtime.spawn(future))),
+            None => TokioRuntime.spawn(future),
+        }
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {

@@ -7,8 +7,9 @@
 //! with the fan-out bench on the 2-core machine of `BENCHMARKS.md`, the same node on a
 //! two-thread runtime spent 1.7–2× the CPU per forwarded packet, most of it in waking threads
 //! and in contended locks. The process's other work (REST, signalling, the store) stays on the
-//! caller's runtime, and so does SDP negotiation (see
-//! [`MediaEngine::set_negotiation_runtime`]). A node uses one core for media: a machine with more cores runs one media
+//! caller's runtime, and so do SDP negotiation and the subscribers' peer connections (see
+//! [`MediaEngine::set_negotiation_runtime`]): the media thread keeps the publishers' connections
+//! and the fan-out. A node uses one core for media: a machine with more cores runs one media
 //! node per core (`openvidu-media-node` behind the master's pool), as mediasoup runs a worker
 //! per core.
 
@@ -68,10 +69,12 @@ impl MediaWorker {
                     }
                 };
                 let _ = started_tx.send(Ok((node.clone(), runtime.handle().clone())));
-                // Runs every task of the node until the worker is dropped; then the node's last
-                // handle goes here, where its endpoints close.
+                // Runs every task of the node until the worker is dropped; then its endpoints
+                // close here. They must be closed, not only dropped with this runtime: the
+                // drivers of subscribers' connections run on the caller's runtime.
                 runtime.block_on(async move {
                     let _ = stopped.await;
+                    node.close_all().await;
                     drop(node);
                 });
             })

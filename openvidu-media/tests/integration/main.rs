@@ -9,3 +9,4 @@ mod ice;
 mod node;
 mod publish;
 mod subscribe;
+mod worker;
