@@ -22,10 +22,12 @@ use webrtc::peer_connection::{
 };
 
 use crate::engine::MediaEngine;
-use crate::keyframe::{KeyframeNeed, KeyframeRequestMarker};
+use crate::feedback::FeedbackMarker;
+use crate::forward::HISTORY_PACKETS;
+use crate::keyframe::KeyframeNeed;
 use crate::node::{EndpointId, IceCandidate, MediaError, MediaEvent};
 use crate::publisher::TrackFanout;
-use crate::transport::{AdvertisedAddrs, DirectSockets, EndpointRuntime};
+use crate::transport::{AdvertisedAddrs, EndpointRuntime, MediaPath};
 
 /// Remote candidates kept per endpoint while its remote description is not set yet.
 pub(crate) const MAX_QUEUED_CANDIDATES: usize = 64;
@@ -73,12 +75,14 @@ pub(crate) struct EndpointShared {
     pub(crate) endpoint: EndpointId,
     events: UnboundedSender<MediaEvent>,
     pub(crate) advertised: Arc<AdvertisedAddrs>,
-    /// The connection's mux sockets, for the fan-out's batched sends.
-    pub(crate) direct: Arc<DirectSockets>,
+    /// Where the fan-out sends the connection's RTP itself (mux mode).
+    pub(crate) path: Arc<MediaPath>,
     state: Mutex<EndpointState>,
     /// Set (under `state`'s lock) once the peer connection is connected, ICE and DTLS: SRTP keys
     /// exist. The legs forwarding to a subscriber send nothing before.
     pub(crate) media_up: Arc<AtomicBool>,
+    /// Notified once when `media_up` is set.
+    up: tokio::sync::Notify,
     closing: AtomicBool,
 }
 
@@ -89,11 +93,20 @@ impl EndpointShared {
             endpoint,
             events,
             advertised: Arc::default(),
-            direct: Arc::default(),
+            path: Arc::default(),
             state: Mutex::default(),
             media_up: Arc::default(),
+            up: tokio::sync::Notify::new(),
             closing: AtomicBool::new(false),
         })
+    }
+
+    /// Returns once the peer connection is connected (ICE and DTLS).
+    pub(crate) async fn connected(&self) {
+        if !self.media_up.load(Ordering::Acquire) {
+            // `notify_one` keeps a permit for a waiter that comes later.
+            self.up.notified().await;
+        }
     }
 
     /// From now on the endpoint reports nothing.
@@ -223,6 +236,7 @@ impl EndpointShared {
         match state {
             RTCPeerConnectionState::Connected if !self.media_up.load(Ordering::Acquire) => {
                 self.media_up.store(true, Ordering::Release);
+                self.up.notify_one();
                 drop(s);
                 tracing::info!(session = %self.session, endpoint = %self.endpoint, "media connected");
                 self.emit(MediaEvent::Connected { session: self.session.clone(), endpoint: self.endpoint.clone() });
@@ -273,8 +287,11 @@ pub(crate) fn check_candidate(candidate: &IceCandidate) -> Result<bool, MediaErr
 pub(crate) enum Role {
     /// Feeds each remote track into the fan-out of its kind.
     Publisher { tracks: Vec<Arc<TrackFanout>> },
-    /// Asks these publisher tracks for a keyframe once connected.
-    Subscriber { sources: Vec<Arc<TrackFanout>> },
+    /// Sends these publisher tracks. With `direct`, the fan-out encrypts and sends the
+    /// connection's RTP itself ([`crate::direct`]), which also asks for the first keyframes once
+    /// it can send; otherwise the connection's driver sends it, and the handler asks for them
+    /// once connected.
+    Subscriber { sources: Vec<Arc<TrackFanout>>, direct: bool },
 }
 
 /// The [`PeerConnectionEventHandler`] of every endpoint.
@@ -306,7 +323,7 @@ impl PeerConnectionEventHandler for EndpointHandler {
         tracing::debug!(session = %self.shared.session, endpoint = %self.shared.endpoint,
             %state, "peer connection state");
         if self.shared.connection_state(state) == Some(true)
-            && let Role::Subscriber { sources } = &self.role
+            && let Role::Subscriber { sources, direct: false } = &self.role
         {
             for source in sources {
                 source.request_keyframe(KeyframeNeed::First);
@@ -331,42 +348,42 @@ fn ice_credential(len: usize) -> String {
     rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).map(char::from).collect()
 }
 
-/// Packets a subscriber's video leg keeps for retransmission (a power of two, as the responder
-/// requires). 512 packets hold 1.3 s of 4 Mbit/s video and several seconds at usual bitrates:
-/// more than the NACK round trips a retransmission can still help with, as libwebrtc keeps about
-/// one second. The crate's default, 1024, was most of what a subscriber cost in memory, and
-/// zeroing it most of what building one cost.
-const NACK_HISTORY: u16 = 512;
-
 /// The interceptors of an endpoint's peer connection, and the RTCP feedback they need
 /// negotiated. Every interceptor sees every packet, in both directions: each one only a
 /// receiving or only a sending endpoint uses is a per-packet cost for nothing on the other.
 ///
 /// - A publisher receives: the default chain (NACK generator and responder, TWCC receiver,
 ///   receiver and sender reports).
-/// - A subscriber sends: the NACK responder (retransmits what the subscriber lost) and sender
-///   reports (audio/video synchronisation), with `nack` and `nack pli` negotiated so that the
-///   subscriber asks for both.
+/// - A subscriber sends, with `nack` and `nack pli` negotiated so that it asks for both. When the
+///   fan-out sends its RTP itself (`direct`), the fan-out answers NACKs from the track's history
+///   and counts what its sender reports say, and the chain has nothing to do; otherwise the chain
+///   has the NACK responder (with [`HISTORY_PACKETS`], as the track's history; the crate's 1024
+///   was most of what a subscriber cost in memory) and the sender reports.
 ///
-/// Both end with [`KeyframeRequestMarker`], which hands inbound PLI/FIR to the application.
+/// Both end with [`FeedbackMarker`], which hands inbound PLI, FIR and NACK to the application.
 fn interceptors(role: &Role, media_engine: &mut RtcMediaEngine) -> Result<Registry, MediaError> {
     let registry = match role {
         Role::Publisher { .. } => {
             register_default_interceptors(Registry::new(), media_engine).map_err(MediaError::webrtc)?
         }
-        Role::Subscriber { .. } => {
+        Role::Subscriber { direct, .. } => {
             for parameter in ["", "pli"] {
                 media_engine.register_feedback(
                     RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() },
                     RtpCodecKind::Video,
                 );
             }
-            Registry::new()
-                .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
-                .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            if *direct {
+                Registry::new()
+            } else {
+                let history = u16::try_from(HISTORY_PACKETS).unwrap_or(u16::MAX);
+                Registry::new()
+                    .with(Slot::NackResponder, NackResponderBuilder::new().with_size(history).build())
+                    .with(Slot::SenderReport, SenderReportBuilder::new().build())
+            }
         }
     };
-    Ok(registry.with(Slot::from(14_000), KeyframeRequestMarker::default()))
+    Ok(registry.with(Slot::from(14_000), FeedbackMarker::default()))
 }
 
 /// Builds a peer connection for one endpoint: the given codecs only, the role's
@@ -410,7 +427,7 @@ pub(crate) async fn build_peer_connection(
         engine.transport().clone(),
         ufrag,
         handler.shared.advertised.clone(),
-        handler.shared.direct.clone(),
+        handler.shared.path.clone(),
         tasks,
     ));
     let pc = PeerConnectionBuilder::new()

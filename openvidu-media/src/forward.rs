@@ -1,15 +1,16 @@
 //! The fan-out's hot path: every packet of a published track written to each subscriber's
 //! peer connection by the task that read it, without a task or a channel hop per subscriber.
 //!
-//! A leg writes the packet straight through its connection's sans-I/O core (SRTP and all) and
-//! queues the datagrams that come out on a [`SendBatch`]; once every leg has its copy, the
-//! batch goes out with one `sendmmsg` per socket ([`SenderSink`]). When the connection's driver
-//! holds the core at that moment, or the connection has no mux socket, the leg falls back to
-//! its local track, which hands the packet to the driver through a bounded channel. That write
-//! is polled once: a driver whose channel is full (a subscriber that cannot keep up) loses the
-//! packet, as a lagging receiver of a broadcast would, and the publisher is asked for a
-//! keyframe so that the subscriber can decode again. No subscriber can hold up the others, and
-//! the reading task never waits.
+//! In mux mode (the default) a leg encrypts the packet itself, with an SRTP context of its
+//! subscriber's connection, and queues the datagram on a [`SendBatch`]; once every leg has its
+//! copy, the batch goes out with one `sendmmsg` per socket ([`crate::direct`]). The packets
+//! also go into the track's [`PacketHistory`], from which a subscriber's NACK is answered. In
+//! range mode (a UDP port per connection) a leg hands the packet to its local track instead,
+//! and the connection's driver sends it through its own pipeline (which keeps its own history
+//! and sends its own reports). That write is polled once: a driver whose channel is full (a
+//! subscriber that cannot keep up) loses the packet, as a lagging receiver of a broadcast
+//! would, and the publisher is asked for a keyframe so that the subscriber can decode again.
+//! No subscriber can hold up the others, and the reading task never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,13 @@ use futures_util::FutureExt;
 use rtc::rtp;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::rtp_transceiver::RtpSender;
 
 use crate::endpoint::lock;
-use crate::transport::{DirectSockets, SendBatch};
+use crate::transport::SendBatch;
+
+mod history;
+
+pub(crate) use history::{HISTORY_PACKETS, PacketHistory};
 
 /// What became of a packet handed to a [`RtpSink`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,49 +57,6 @@ impl RtpSink for TrackLocalStaticRTP {
     }
 }
 
-/// A subscriber's RTP sender, written in the caller's task, its datagrams sent by the caller's
-/// batch; through its local track (the driver) when that cannot be done.
-pub(crate) struct SenderSink {
-    sender: Arc<dyn RtpSender>,
-    track: Arc<TrackLocalStaticRTP>,
-    sockets: Arc<DirectSockets>,
-}
-
-impl SenderSink {
-    /// A sink writing to `sender` (whose track is `track`) and sending on `sockets`.
-    pub(crate) fn new(
-        sender: Arc<dyn RtpSender>,
-        track: Arc<TrackLocalStaticRTP>,
-        sockets: Arc<DirectSockets>,
-    ) -> Self {
-        Self { sender, track, sockets }
-    }
-}
-
-impl RtpSink for SenderSink {
-    fn try_write(&self, packet: rtp::Packet, batch: &mut SendBatch) -> Handed {
-        if self.sockets.is_empty() {
-            return self.track.try_write(packet, batch);
-        }
-        match self.sender.try_write_rtp_now(packet, &mut batch.drained) {
-            Ok(None) => {
-                let dropped = self.sockets.queue_drained(batch);
-                if dropped > 0 {
-                    tracing::debug!(dropped, "forwarded datagrams with no mux socket to send them");
-                }
-                Handed::Queued
-            }
-            // The driver holds the connection's core just now.
-            Ok(Some(packet)) => self.track.try_write(packet, batch),
-            Err(e) => {
-                batch.drained.clear();
-                tracing::trace!(error = %e, "forwarding RTP failed");
-                Handed::Unbound
-            }
-        }
-    }
-}
-
 /// One subscriber's leg of a track: its sink and how its packets are rewritten.
 pub(crate) struct Forwarder {
     sink: Arc<dyn RtpSink>,
@@ -118,6 +79,11 @@ impl Forwarder {
     /// Packets this leg lost because its peer connection could not take them in time.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The subscriber's SSRC on this leg.
+    pub(crate) fn ssrc(&self) -> u32 {
+        self.ssrc
     }
 
     /// Hands `packet`, rewritten for this leg, to the peer connection without waiting.
@@ -145,15 +111,23 @@ pub(crate) type ForwarderKey = u64;
 /// A snapshot of the registered legs.
 type Legs = Arc<[(ForwarderKey, Arc<Forwarder>)]>;
 
-/// The legs of one published track. Registration copies the list; the hot path only clones
-/// an `Arc` of it.
+/// The legs of one published track, and what it forwarded last. Registration copies the list;
+/// the hot path only clones an `Arc` of it.
 #[derive(Default)]
 pub(crate) struct Forwarders {
     list: Mutex<Legs>,
     next: AtomicU64,
+    /// What was forwarded last, for retransmissions (`None`: the track's subscribers do not ask
+    /// for any, as for audio).
+    history: Option<Mutex<PacketHistory>>,
 }
 
 impl Forwarders {
+    /// No legs yet; forwarded packets are kept for retransmission if `keep_history`.
+    pub(crate) fn new(keep_history: bool) -> Self {
+        Self { history: keep_history.then(Mutex::default), ..Self::default() }
+    }
+
     /// Adds a leg; packets read from now on reach it.
     pub(crate) fn add(&self, forwarder: Arc<Forwarder>) -> ForwarderKey {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
@@ -187,6 +161,9 @@ impl Forwarders {
             return false;
         };
         strip_extensions(&mut packet.header);
+        if let Some(history) = &self.history {
+            lock(history).push(&packet);
+        }
         let mut dropped = false;
         for (_, leg) in rest {
             dropped |= !leg.write(packet.clone(), batch);
@@ -195,6 +172,24 @@ impl Forwarders {
         // A datagram the socket could not take is lost like a busy leg's packet.
         dropped |= batch.flush() > 0;
         dropped
+    }
+
+    /// Sends `leg` again the packets numbered `seqs` that are still kept (a subscriber's NACK).
+    /// Returns how many were found.
+    pub(crate) fn retransmit(&self, leg: &Forwarder, seqs: impl IntoIterator<Item = u16>) -> usize {
+        let Some(history) = &self.history else {
+            return 0;
+        };
+        let found: Vec<rtp::Packet> = {
+            let history = lock(history);
+            seqs.into_iter().filter_map(|seq| history.get(seq).cloned()).collect()
+        };
+        let mut batch = SendBatch::default();
+        for packet in &found {
+            leg.write(packet.clone(), &mut batch);
+        }
+        batch.flush();
+        found.len()
     }
 }
 
@@ -246,7 +241,7 @@ mod tests {
 
     #[test]
     fn every_leg_gets_every_packet_in_order_rewritten_for_it() {
-        let forwarders = Forwarders::default();
+        let forwarders = Forwarders::new(true);
         let (a, b) = (Arc::new(Kept::default()), Arc::new(Kept::default()));
         forwarders.add(leg(&a, 11, 96));
         forwarders.add(leg(&b, 22, 120));
@@ -267,7 +262,7 @@ mod tests {
 
     #[test]
     fn a_busy_leg_loses_the_packet_and_holds_up_no_other() {
-        let forwarders = Forwarders::default();
+        let forwarders = Forwarders::new(true);
         let slow = Arc::new(Kept { busy: true, ..Default::default() });
         let fine = Arc::new(Kept::default());
         let slow_leg = leg(&slow, 1, 96);
@@ -281,7 +276,7 @@ mod tests {
 
     #[test]
     fn legs_are_added_and_removed_by_key() {
-        let forwarders = Forwarders::default();
+        let forwarders = Forwarders::new(true);
         let sink = Arc::new(Kept::default());
         let a = forwarders.add(leg(&sink, 1, 96));
         let b = forwarders.add(leg(&sink, 2, 96));
@@ -299,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_leg_gets_nothing_until_its_connection_is_up() {
-        let forwarders = Forwarders::default();
+        let forwarders = Forwarders::new(true);
         let sink = Arc::new(Kept::default());
         let media_up = Arc::new(AtomicBool::new(false));
         forwarders.add(Arc::new(Forwarder::new(sink.clone(), 7, 96, media_up.clone())));
@@ -311,6 +306,30 @@ mod tests {
         media_up.store(true, Ordering::Release);
         forwarders.forward(packet(2), &mut SendBatch::default());
         assert_eq!(lock(&sink.packets).iter().map(|p| p.header.sequence_number).collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn a_nack_is_answered_with_the_packets_still_kept_rewritten_for_its_leg() {
+        let forwarders = Forwarders::new(true);
+        let (a, b) = (Arc::new(Kept::default()), Arc::new(Kept::default()));
+        let leg_a = leg(&a, 11, 96);
+        forwarders.add(leg_a.clone());
+        forwarders.add(leg(&b, 22, 120));
+        for seq in 100..110 {
+            forwarders.forward(packet(seq), &mut SendBatch::default());
+        }
+        lock(&a.packets).clear();
+        assert_eq!(forwarders.retransmit(&leg_a, [103, 105, 7]), 2, "7 was never forwarded");
+        let again = lock(&a.packets);
+        assert_eq!(again.iter().map(|p| p.header.sequence_number).collect::<Vec<_>>(), [103, 105]);
+        assert!(again.iter().all(|p| (p.header.ssrc, p.header.payload_type) == (11, 96) && !p.header.extension));
+        assert_eq!(lock(&b.packets).len(), 10, "the other leg gets nothing again");
+        drop(again);
+
+        let without = Forwarders::new(false);
+        without.add(leg_a.clone());
+        without.forward(packet(1), &mut SendBatch::default());
+        assert_eq!(without.retransmit(&leg_a, [1]), 0, "a track that keeps no history");
     }
 
     #[test]

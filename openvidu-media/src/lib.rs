@@ -74,8 +74,10 @@
 #![deny(missing_docs)]
 
 mod config;
+mod direct;
 mod endpoint;
 mod engine;
+mod feedback;
 mod forward;
 mod keyframe;
 mod local;

@@ -64,7 +64,8 @@ impl TrackFanout {
         let fanout = Arc::new(Self {
             kind,
             codec,
-            forwarders: Forwarders::default(),
+            // Subscribers send NACKs for video only (`endpoint::interceptors`).
+            forwarders: Forwarders::new(kind == RtpCodecKind::Video),
             packets: broadcast::channel(FANOUT_CAPACITY).0,
             keyframes,
             remote: Mutex::new(None),

@@ -3,25 +3,32 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openvidu_core::id::{ConnectionId, SessionId, StreamId};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use tokio::task::AbortHandle;
+use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::direct::{DirectLeg, DirectRtp};
 use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
 use crate::engine::MediaEngine;
-use crate::forward::{Forwarder, ForwarderKey, SenderSink};
-use crate::keyframe::{KeyframeNeed, is_keyframe_request};
+use crate::feedback::feedback;
+use crate::forward::{Forwarder, ForwarderKey, RtpSink};
+use crate::keyframe::KeyframeNeed;
 use crate::node::{EndpointId, IceCandidate, MediaError};
 use crate::publisher::{Publisher, TrackFanout};
 use crate::sdp;
 use openvidu_core::wire::ice::sdp_ice_ufrag;
+
+/// How often a subscriber's connection sends an RTCP sender report per track, when the fan-out
+/// sends its RTP (as the `webrtc` crate's interceptor does).
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One forwarded track: the publisher's fan-out and the local track that sends it on.
 struct Output {
@@ -54,6 +61,8 @@ struct SubscriberInner {
     stream: StreamId,
     pc: Arc<dyn PeerConnection>,
     shared: Arc<EndpointShared>,
+    /// The connection's RTP as the fan-out sends it (mux mode), or `None`: its driver sends it.
+    direct: Option<Arc<DirectRtp>>,
     outputs: Vec<Output>,
     phase: Mutex<Phase>,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -130,7 +139,7 @@ impl Subscriber {
         });
         let remote_ufrag = sdp_ice_ufrag(&sdp_offer).map(str::to_owned);
         let offer = RTCSessionDescription::offer(sdp_offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
-        let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;
+        let (pc, shared, direct) = new_peer(engine, session, subscriber, publisher, &sources).await?;
         // Dropping `pc` on error is not enough: it must be closed.
         let result: Result<_, MediaError> = async {
             engine.apply_offer(&pc, offer).await?;
@@ -150,7 +159,7 @@ impl Subscriber {
                 return Err(e);
             }
         };
-        let this = Self::assemble(subscriber, publisher, pc, shared, outputs, Phase::Forwarding);
+        let this = Self::assemble(subscriber, publisher, (pc, shared, direct), outputs, Phase::Forwarding);
         this.start_forwarding().await?;
         this.inner.shared.release_candidates(sdp::first_mid(&answer_sdp));
         tracing::info!(%session, %subscriber, stream = %publisher.stream(), "subscribed (client offer)");
@@ -166,7 +175,7 @@ impl Subscriber {
         publisher: &Publisher,
     ) -> Result<(Self, String), MediaError> {
         let sources = publisher.tracks().to_vec();
-        let (pc, shared) = new_peer(engine, session, subscriber, publisher, &sources).await?;
+        let (pc, shared, direct) = new_peer(engine, session, subscriber, publisher, &sources).await?;
         let result: Result<_, MediaError> = async {
             let outputs = add_outputs(pc.as_ref(), publisher.stream(), &sources).await?;
             for transceiver in pc.get_transceivers().await {
@@ -186,7 +195,7 @@ impl Subscriber {
                 return Err(e);
             }
         };
-        let this = Self::assemble(subscriber, publisher, pc, shared, outputs, Phase::AwaitingAnswer);
+        let this = Self::assemble(subscriber, publisher, (pc, shared, direct), outputs, Phase::AwaitingAnswer);
         this.inner.shared.release_candidates(sdp::first_mid(&offer_sdp));
         tracing::info!(%session, %subscriber, stream = %publisher.stream(), "subscription offered");
         Ok((this, offer_sdp))
@@ -223,8 +232,7 @@ impl Subscriber {
     fn assemble(
         subscriber: &ConnectionId,
         publisher: &Publisher,
-        pc: Arc<dyn PeerConnection>,
-        shared: Arc<EndpointShared>,
+        (pc, shared, direct): Peer,
         outputs: Vec<Output>,
         phase: Phase,
     ) -> Self {
@@ -234,6 +242,7 @@ impl Subscriber {
                 stream: publisher.stream().clone(),
                 pc,
                 shared,
+                direct,
                 outputs,
                 phase: Mutex::new(phase),
                 tasks: Mutex::new(Vec::new()),
@@ -244,9 +253,11 @@ impl Subscriber {
     }
 
     /// Registers one leg with the publisher's fan-out and starts one feedback reader per
-    /// negotiated track.
+    /// negotiated track; when the fan-out sends the connection's RTP, starts what it needs
+    /// ([`send_directly`]).
     async fn start_forwarding(&self) -> Result<(), MediaError> {
         let mut started = 0;
+        let mut direct_legs = Vec::new();
         for output in &self.inner.outputs {
             let params = output.sender.get_parameters().await.map_err(MediaError::webrtc)?;
             let mime = &output.source.codec.rtp_codec.mime_type;
@@ -261,11 +272,20 @@ impl Subscriber {
                     %mime, "track not negotiated with the subscriber; not forwarded");
                 continue;
             };
-            let feedback = tokio::spawn(feedback(output.source.clone(), output.track.clone()));
-            lock(&self.inner.tasks).push(feedback.abort_handle());
-            let sink = SenderSink::new(output.sender.clone(), output.track.clone(), self.inner.shared.direct.clone());
+            let sink: Arc<dyn RtpSink> = match &self.inner.direct {
+                Some(direct) => {
+                    let leg = Arc::new(DirectLeg::new(direct.clone(), output.source.codec.rtp_codec.clock_rate));
+                    direct_legs.push((leg.clone(), output.track.clone()));
+                    leg
+                }
+                None => output.track.clone(),
+            };
             let forwarder =
-                Arc::new(Forwarder::new(Arc::new(sink), output.ssrc, payload_type, self.inner.shared.media_up.clone()));
+                Arc::new(Forwarder::new(sink, output.ssrc, payload_type, self.inner.shared.media_up.clone()));
+            let retransmits = self.inner.direct.is_some();
+            let feedback =
+                tokio::spawn(feedback(output.source.clone(), output.track.clone(), forwarder.clone(), retransmits));
+            lock(&self.inner.tasks).push(feedback.abort_handle());
             let key = output.source.forwarders.add(forwarder.clone());
             lock(&self.inner.legs).push(Leg { source: output.source.clone(), ssrc: output.ssrc, key, forwarder });
             started += 1;
@@ -280,6 +300,17 @@ impl Subscriber {
         }
         if started == 0 {
             return Err(MediaError::Sdp("no track could be negotiated with the subscriber".into()));
+        }
+        if let Some(direct) = &self.inner.direct {
+            let sources = self.inner.outputs.iter().map(|o| o.source.clone()).collect();
+            let task = tokio::spawn(send_directly(
+                self.inner.pc.clone(),
+                self.inner.shared.clone(),
+                direct.clone(),
+                sources,
+                direct_legs,
+            ));
+            lock(&self.inner.tasks).push(task.abort_handle());
         }
         // The keyframe a subscriber joining a running stream needs is requested when its
         // connection comes up (`EndpointHandler::on_connection_state_change`): one asked for
@@ -318,23 +349,29 @@ impl Subscriber {
     }
 }
 
+/// A subscriber's peer connection, what its handler shares, and its RTP as the fan-out sends it
+/// (mux mode).
+type Peer = (Arc<dyn PeerConnection>, Arc<EndpointShared>, Option<Arc<DirectRtp>>);
+
 async fn new_peer(
     engine: &MediaEngine,
     session: &SessionId,
     subscriber: &ConnectionId,
     publisher: &Publisher,
     sources: &[Arc<TrackFanout>],
-) -> Result<(Arc<dyn PeerConnection>, Arc<EndpointShared>), MediaError> {
+) -> Result<Peer, MediaError> {
     let shared = EndpointShared::new(
         session.clone(),
         EndpointId::Subscriber { subscriber: subscriber.clone(), stream: publisher.stream().clone() },
         engine.events(),
     );
-    let handler =
-        Arc::new(EndpointHandler { shared: shared.clone(), role: Role::Subscriber { sources: sources.to_vec() } });
+    // In mux mode the node's sockets are shared, and the fan-out sends on them itself.
+    let direct = engine.transport().mux_port().map(|_| DirectRtp::new(shared.path.clone()));
+    let role = Role::Subscriber { sources: sources.to_vec(), direct: direct.is_some() };
+    let handler = Arc::new(EndpointHandler { shared: shared.clone(), role });
     let codecs: Vec<_> = sources.iter().map(|s| (s.kind, s.codec.clone())).collect();
     let pc = build_peer_connection(engine, &codecs, handler).await?;
-    Ok((pc, shared))
+    Ok((pc, shared, direct))
 }
 
 /// Adds one local track per source, in the publisher's stream (one `msid` for all of them).
@@ -367,13 +404,46 @@ async fn add_outputs(
     Ok(outputs)
 }
 
-/// Passes the subscriber's keyframe requests (PLI/FIR) on to the publisher.
-async fn feedback(source: Arc<TrackFanout>, track: Arc<TrackLocalStaticRTP>) {
-    while let Some(event) = track.poll().await {
-        if let TrackLocalEvent::OnRtcpPacket(packets) = event
-            && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
-        {
-            source.request_keyframe(KeyframeNeed::Recovery);
+/// What the fan-out needs to send a connection's RTP itself, once the connection is up: its
+/// SRTP context (then the first keyframe of each video track is asked for: one asked for before
+/// could not have been sent), and the legs' sender reports, every [`SENDER_REPORT_INTERVAL`].
+/// Runs until the subscriber stops.
+async fn send_directly(
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<EndpointShared>,
+    direct: Arc<DirectRtp>,
+    sources: Vec<Arc<TrackFanout>>,
+    legs: Vec<(Arc<DirectLeg>, Arc<TrackLocalStaticRTP>)>,
+) {
+    shared.connected().await;
+    match pc.new_local_srtp_context().await {
+        Ok(Some(context)) => direct.install(context),
+        Ok(None) => {
+            tracing::warn!(session = %shared.session, endpoint = %shared.endpoint,
+                "connected without SRTP keys: nothing is forwarded");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(session = %shared.session, endpoint = %shared.endpoint, error = %e,
+                "no SRTP context: nothing is forwarded");
+            return;
+        }
+    }
+    for source in &sources {
+        source.request_keyframe(KeyframeNeed::First);
+    }
+    let mut reports = tokio::time::interval(SENDER_REPORT_INTERVAL);
+    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    reports.tick().await;
+    loop {
+        reports.tick().await;
+        let now = Instant::now();
+        for (leg, track) in &legs {
+            if let Some(report) = leg.sender_report(now)
+                && let Err(e) = track.write_rtcp(vec![Box::new(report)]).await
+            {
+                tracing::trace!(error = %e, "sender report not sent");
+            }
         }
     }
 }

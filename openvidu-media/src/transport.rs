@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -248,9 +248,9 @@ impl Transport {
     }
 
     /// The socket that replaces the one the driver bound at `local` for the peer connection
-    /// whose ICE ufrag is `ufrag`, and the address to advertise for it.
-    /// In mux mode, the socket is also returned as a [`MuxedSocket`], for [`DirectSockets`].
-    fn replace_socket(&self, local: SocketAddr, ufrag: &str) -> io::Result<Replacement> {
+    /// whose ICE ufrag is `ufrag` (in mux mode, one that records the connection's [`MediaPath`]
+    /// in `path`), and the address to advertise for it.
+    fn replace_socket(&self, local: SocketAddr, ufrag: &str, path: &Arc<MediaPath>) -> io::Result<Replacement> {
         let announce = |port| SocketAddr::new(self.announced.unwrap_or(local.ip()), port);
         match &self.mode {
             Mode::Mux { port, ports } => {
@@ -275,8 +275,9 @@ impl Transport {
                     state: mux.state.clone(),
                     rx: Mutex::new(rx),
                     noted: Mutex::new(HashSet::new()),
+                    path: path.clone(),
                 });
-                Ok(Replacement { socket: socket.clone(), advertised: announce(*port), muxed: Some(socket) })
+                Ok(Replacement { socket, advertised: announce(*port) })
             }
             Mode::Range { min, max, next } => {
                 let span = u32::from(*max - *min) + 1;
@@ -286,7 +287,7 @@ impl Transport {
                     *next = if port >= *max { *min } else { port + 1 };
                     if let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), port)) {
                         let socket = TokioRuntime.wrap_udp_socket(socket)?;
-                        return Ok(Replacement { socket, advertised: announce(port), muxed: None });
+                        return Ok(Replacement { socket, advertised: announce(port) });
                     }
                 }
                 Err(io::Error::new(
@@ -302,7 +303,6 @@ impl Transport {
 struct Replacement {
     socket: Arc<dyn AsyncUdpSocket>,
     advertised: SocketAddr,
-    muxed: Option<Arc<MuxedSocket>>,
 }
 
 /// Asks for a receive buffer of `wanted` bytes on `socket` and returns the size it has now (as
@@ -366,6 +366,7 @@ struct MuxedSocket {
     state: Arc<Mutex<MuxState>>,
     rx: Mutex<mpsc::Receiver<Datagram>>,
     noted: Mutex<HashSet<SocketAddr>>,
+    path: Arc<MediaPath>,
 }
 
 impl std::fmt::Debug for MuxState {
@@ -400,6 +401,7 @@ impl AsyncUdpSocket for MuxedSocket {
     fn poll_send(&self, _: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
         let to = transmit.destination;
         self.note(to);
+        self.path.sent(&self.socket, to, transmit.contents);
         match transmit.segment_size {
             Some(size) if size > 0 && size < transmit.contents.len() => {
                 // GSO batch (never requested: max_gso_segments is 1); send what we can.
@@ -461,46 +463,47 @@ impl AdvertisedAddrs {
     }
 }
 
-/// The mux sockets of one peer connection, by the local address its driver knows them by, so
-/// that the fan-out can send the connection's RTP itself, batched with other connections'
-/// ([`SendBatch`]), instead of through the driver task. Empty in range mode.
+/// Where a peer connection's RTP goes when the node encrypts and sends it itself (the fan-out,
+/// [`crate::direct`]): the mux socket and the remote address of the connection's selected ICE
+/// pair.
+///
+/// Learnt from the connection's own sends: the ICE agent sends DTLS, SRTP and SRTCP on the
+/// selected pair only (STUN checks go to every pair), so the last non-STUN datagram a
+/// connection's driver sent names the pair. It is known once DTLS has started, and follows a
+/// change of pair at the connection's next RTCP (a sender report leaves every second). Empty in
+/// range mode, where the connection's sockets are its own.
 #[derive(Debug, Default)]
-pub(crate) struct DirectSockets(Mutex<Vec<(SocketAddr, Weak<MuxedSocket>)>>);
+pub(crate) struct MediaPath(Mutex<Option<PathTo>>);
 
-impl DirectSockets {
-    fn insert(&self, local: SocketAddr, socket: &Arc<MuxedSocket>) {
-        let mut sockets = lock(&self.0);
-        sockets.retain(|(l, s)| *l != local && s.strong_count() > 0);
-        sockets.push((local, Arc::downgrade(socket)));
+/// A socket and a destination: see [`MediaPath`].
+#[derive(Clone, Debug)]
+pub(crate) struct PathTo {
+    pub(crate) socket: Arc<MuxSocket>,
+    pub(crate) to: SocketAddr,
+}
+
+impl MediaPath {
+    /// The path, once the connection has sent DTLS or SRTP.
+    pub(crate) fn get(&self) -> Option<PathTo> {
+        lock(&self.0).clone()
     }
 
-    /// Whether the connection has no mux socket (range mode): it sends through its driver.
-    pub(crate) fn is_empty(&self) -> bool {
-        lock(&self.0).is_empty()
+    /// Sets the path (tests of what is sent on it).
+    #[cfg(test)]
+    pub(crate) fn set(&self, socket: Arc<MuxSocket>, to: SocketAddr) {
+        *lock(&self.0) = Some(PathTo { socket, to });
     }
 
-    /// Queues on `batch` every datagram in `batch.drained` (what the connection's core produced
-    /// for one write). Returns how many were dropped because no socket of this connection sends
-    /// from their local address (a TCP or relayed path, which the media node does not offer, or
-    /// a socket closed meanwhile).
-    pub(crate) fn queue_drained(&self, batch: &mut SendBatch) -> usize {
-        let mut drained = std::mem::take(&mut batch.drained);
-        let mut dropped = 0;
-        {
-            let sockets = lock(&self.0);
-            for datagram in drained.drain(..) {
-                let local = datagram.transport.local_addr;
-                let Some(socket) = sockets.iter().find(|(l, _)| *l == local).and_then(|(_, s)| s.upgrade()) else {
-                    dropped += 1;
-                    continue;
-                };
-                let to = datagram.transport.peer_addr;
-                socket.note(to);
-                batch.push(socket.socket.clone(), to, datagram.message);
-            }
+    /// The connection sent `datagram` to `to` on `socket`: a datagram other than STUN names the
+    /// selected pair (RFC 7983: DTLS is 20–63, RTP and RTCP 128–191 in the first byte).
+    fn sent(&self, socket: &Arc<MuxSocket>, to: SocketAddr, datagram: &[u8]) {
+        if !matches!(datagram.first(), Some(20..=63 | 128..=191)) {
+            return;
         }
-        batch.drained = drained;
-        dropped
+        let mut path = lock(&self.0);
+        if path.as_ref().is_none_or(|p| p.to != to || !Arc::ptr_eq(&p.socket, socket)) {
+            *path = Some(PathTo { socket: socket.clone(), to });
+        }
     }
 }
 
@@ -511,7 +514,7 @@ pub(crate) struct EndpointRuntime {
     transport: Arc<Transport>,
     ufrag: String,
     advertised: Arc<AdvertisedAddrs>,
-    direct: Arc<DirectSockets>,
+    path: Arc<MediaPath>,
     tasks: Option<tokio::runtime::Handle>,
 }
 
@@ -526,10 +529,10 @@ impl EndpointRuntime {
         transport: Arc<Transport>,
         ufrag: String,
         advertised: Arc<AdvertisedAddrs>,
-        direct: Arc<DirectSockets>,
+        path: Arc<MediaPath>,
         tasks: Option<tokio::runtime::Handle>,
     ) -> Self {
-        Self { transport, ufrag, advertised, direct, tasks }
+        Self { transport, ufrag, advertised, path, tasks }
     }
 }
 
@@ -560,12 +563,9 @@ impl Runtime for EndpointRuntime {
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         let local = socket.local_addr()?;
-        let replacement = self.transport.replace_socket(local, &self.ufrag)?;
+        let replacement = self.transport.replace_socket(local, &self.ufrag, &self.path)?;
         drop(socket);
         self.advertised.insert(local, replacement.advertised);
-        if let Some(muxed) = &replacement.muxed {
-            self.direct.insert(local, muxed);
-        }
         Ok(replacement.socket)
     }
 

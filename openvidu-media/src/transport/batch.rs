@@ -4,9 +4,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
-use rtc::shared::TaggedBytesMut;
 
 use super::MuxSocket;
 
@@ -17,13 +17,15 @@ struct Queued {
     data: BytesMut,
 }
 
-/// Datagrams queued for sending, and the scratch space the peer connections' cores write into.
+/// Datagrams queued for sending, and the scratch space a packet is marshalled into before it is
+/// encrypted for each of them.
 #[derive(Default)]
 pub(crate) struct SendBatch {
     queued: Vec<Queued>,
-    /// What one peer connection's core produced for the packet just written, before it is
-    /// routed to a socket (kept to reuse its allocation).
-    pub(crate) drained: Vec<TaggedBytesMut>,
+    /// A plain RTP packet, marshalled (kept to reuse its allocation).
+    pub(crate) scratch: Vec<u8>,
+    /// When the datagrams queued now are sent, read once per batch.
+    now: Option<Instant>,
 }
 
 /// Datagrams per `sendmmsg` call (the kernel's limit is `UIO_MAXIOV`, 1024); fewer in tests, so
@@ -31,6 +33,12 @@ pub(crate) struct SendBatch {
 const MAX_PER_CALL: usize = if cfg!(test) { 16 } else { 256 };
 
 impl SendBatch {
+    /// When the datagrams queued until the next [`flush`](Self::flush) are sent (the clock is read
+    /// once per batch, not once per datagram).
+    pub(crate) fn now(&mut self) -> Instant {
+        *self.now.get_or_insert_with(Instant::now)
+    }
+
     /// Queues `data` for `to` on `socket`.
     pub(crate) fn push(&mut self, socket: Arc<MuxSocket>, to: SocketAddr, data: BytesMut) {
         self.queued.push(Queued { socket, to, data });
@@ -59,6 +67,7 @@ impl SendBatch {
             start = end;
         }
         self.queued.clear();
+        self.now = None;
         if lost > 0 {
             tracing::debug!(lost, "fan-out: datagrams the socket could not take");
         }

@@ -152,3 +152,23 @@ async fn the_mux_socket_gets_the_large_receive_buffer() {
         assert!(size >= least, "{size} bytes, at least {least} expected");
     }
 }
+
+#[tokio::test]
+async fn the_media_path_is_the_last_destination_of_anything_but_stun() {
+    let path = MediaPath::default();
+    let (first, second) = (Arc::new(MuxSocket::loopback()), Arc::new(MuxSocket::loopback()));
+    let (a, b) = (addr("127.0.0.1:1000"), addr("127.0.0.1:2000"));
+    path.sent(&first, a, &binding_request("them:us"));
+    assert!(path.get().is_none(), "a STUN check goes to every candidate pair");
+    path.sent(&first, a, &[22, 254, 253, 0]);
+    let got = path.get().expect("DTLS names the selected pair");
+    assert!(Arc::ptr_eq(&got.socket, &first) && got.to == a);
+    path.sent(&second, b, &binding_request("them:us"));
+    assert_eq!(path.get().expect("kept").to, a, "checks on other pairs leave it");
+    // SRTCP on another pair (ICE selected a new one).
+    path.sent(&second, b, &[0x80, 200, 0, 6]);
+    let got = path.get().expect("followed");
+    assert!(Arc::ptr_eq(&got.socket, &second) && got.to == b);
+    path.sent(&second, a, &[]);
+    assert_eq!(path.get().expect("kept").to, b, "an empty datagram names nothing");
+}

@@ -4,6 +4,7 @@
 mod peers;
 mod support;
 
+mod direct;
 mod errors;
 mod ice;
 mod node;

@@ -17,6 +17,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -165,6 +166,54 @@ impl Interceptor for PliMarker {
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
+/// What a test peer's wire tap saw inbound (closest to the wire of its interceptors).
+#[derive(Default)]
+pub struct Wire {
+    /// RTCP sender reports: (SSRC, packet count, RTP time), in order.
+    pub sender_reports: Mutex<Vec<(u32, u32, u32)>>,
+}
+
+struct WireTap {
+    wire: Arc<Wire>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for WireTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            for sr in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
+                self.wire.sender_reports.lock().unwrap().push((sr.ssrc, sr.packet_count, sr.rtp_time));
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for WireTap {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
 /// What a test peer received on one remote track.
 #[derive(Default)]
 pub struct TrackStats {
@@ -192,6 +241,8 @@ pub struct ClientPeer {
     remote_video: Mutex<Option<(Arc<dyn TrackRemote>, u32)>>,
     /// Local candidates, in gathering order (all of them, also those already sent).
     pub local_candidates: Mutex<Vec<IceCandidate>>,
+    /// What crossed the wire inbound, and the loss the test asks for.
+    pub wire: Arc<Wire>,
 }
 
 struct ClientHandler {
@@ -259,6 +310,9 @@ impl ClientPeer {
         if with_pli_marker {
             registry = registry.with(Slot::from(14_000), PliMarker::default());
         }
+        let wire = Arc::new(Wire::default());
+        registry = registry
+            .with(Slot::from(500), WireTap { wire: wire.clone(), read: VecDeque::new(), write: VecDeque::new() });
         let (tx, rx) = mpsc::unbounded_channel();
         let handler = Arc::new(ClientHandler { peer: std::sync::OnceLock::new(), candidates: tx });
         let pc = PeerConnectionBuilder::new()
@@ -281,6 +335,7 @@ impl ClientPeer {
             video: Arc::default(),
             remote_video: Mutex::new(None),
             local_candidates: Mutex::new(Vec::new()),
+            wire,
         });
         let _ = handler.peer.set(Arc::downgrade(&peer));
         (peer, rx)
@@ -664,4 +719,104 @@ pub async fn assert_receives_both(peer: &ClientPeer, n: u64) {
     .await;
     assert_eq!(peer.audio.corrupt.load(Ordering::SeqCst), 0, "audio payloads intact");
     assert_eq!(peer.video.corrupt.load(Ordering::SeqCst), 0, "video payloads intact");
+}
+
+/// A UDP relay between one client peer and the node that loses packets on the way to the
+/// client, as a network would (before SRTP: the client's NACK generator asks for them, and its
+/// SRTP layer takes the retransmission). The client is told the node is at `to_client`'s
+/// address, the node that the client is at `to_node`'s (see [`rewrite_candidate`]).
+pub struct LossyRelay {
+    to_node: Arc<tokio::net::UdpSocket>,
+    to_client: Arc<tokio::net::UdpSocket>,
+    /// The real addresses: (client, node), once known.
+    ends: Mutex<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>,
+    /// Lose each SRTP packet of this payload type whose sequence number is a multiple of
+    /// `every`, once.
+    pub lose: Mutex<Option<(u8, u16)>>,
+    /// The sequence numbers lost, and how many of them came again.
+    pub lost: Mutex<std::collections::HashSet<u16>>,
+    pub recovered: AtomicU64,
+}
+
+impl LossyRelay {
+    pub async fn start() -> Arc<Self> {
+        let bind = || async { Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap()) };
+        let relay = Arc::new(Self {
+            to_node: bind().await,
+            to_client: bind().await,
+            ends: Mutex::default(),
+            lose: Mutex::default(),
+            lost: Mutex::default(),
+            recovered: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&relay);
+        let (from_client, from_node) = (relay.to_client.clone(), relay.to_node.clone());
+        tokio::spawn(async move {
+            let (mut a, mut b) = ([0u8; 2048], [0u8; 2048]);
+            loop {
+                tokio::select! {
+                    Ok((n, _)) = from_client.recv_from(&mut a) => {
+                        let Some(r) = weak.upgrade() else { break };
+                        if let (_, Some(node)) = *r.ends.lock().unwrap() {
+                            let _ = r.to_node.try_send_to(&a[..n], node);
+                        }
+                    }
+                    Ok((n, _)) = from_node.recv_from(&mut b) => {
+                        let Some(r) = weak.upgrade() else { break };
+                        let client = r.ends.lock().unwrap().0;
+                        if let Some(client) = client && !r.loses(&b[..n]) {
+                            let _ = r.to_client.try_send_to(&b[..n], client);
+                        }
+                    }
+                    else => break,
+                }
+            }
+        });
+        relay
+    }
+
+    /// Whether this datagram from the node is lost.
+    fn loses(&self, d: &[u8]) -> bool {
+        let Some((pt, every)) = *self.lose.lock().unwrap() else { return false };
+        if d.len() < 12 || !(128..=191).contains(&d[0]) || d[1] & 0x7f != pt {
+            return false;
+        }
+        let seq = u16::from_be_bytes([d[2], d[3]]);
+        if !seq.is_multiple_of(every) {
+            return false;
+        }
+        if self.lost.lock().unwrap().insert(seq) {
+            return true;
+        }
+        self.recovered.fetch_add(1, Ordering::SeqCst);
+        false
+    }
+
+    /// The client's candidate, for the node: the client is at the relay.
+    pub fn client_candidate(&self, c: &IceCandidate) -> IceCandidate {
+        let real = candidate_addr(&c.candidate);
+        self.ends.lock().unwrap().0 = Some(real);
+        IceCandidate { candidate: rewrite_candidate(&c.candidate, self.to_node.local_addr().unwrap()), ..c.clone() }
+    }
+
+    /// The node's candidate, for the client: the node is at the relay.
+    pub fn node_candidate(&self, c: &IceCandidate) -> IceCandidate {
+        let real = candidate_addr(&c.candidate);
+        self.ends.lock().unwrap().1 = Some(real);
+        IceCandidate { candidate: rewrite_candidate(&c.candidate, self.to_client.local_addr().unwrap()), ..c.clone() }
+    }
+}
+
+/// The address of a host candidate (`candidate:<foundation> <component> udp <priority> <ip> <port> typ host ...`).
+pub fn candidate_addr(candidate: &str) -> std::net::SocketAddr {
+    let fields: Vec<&str> = candidate.split_whitespace().collect();
+    format!("{}:{}", fields[4], fields[5]).parse().unwrap()
+}
+
+/// `candidate` with its address replaced by `to`.
+pub fn rewrite_candidate(candidate: &str, to: std::net::SocketAddr) -> String {
+    let mut fields: Vec<String> = candidate.split_whitespace().map(str::to_owned).collect();
+    fields[4] = to.ip().to_string();
+    fields[5] = to.port().to_string();
+    fields.join(" ")
 }

@@ -718,6 +718,12 @@ pub trait PeerConnection: crate::sealed::Sealed + Send + Sync + 'static {
     ///
     /// * [W3C](https://www.w3.org/TR/webrtc/#dom-rtcpeerconnection-sctp)
     async fn sctp(&self) -> Option<Arc<dyn SctpTransport>>;
+
+    /// openvidu-rs patch: a new SRTP context with this connection's local (sending) keys, or
+    /// `None` before the DTLS handshake has completed. See
+    /// `rtc::peer_connection::RTCPeerConnection::new_local_srtp_context`: an SSRC the application
+    /// encrypts with it must never be written through this connection's senders.
+    async fn new_local_srtp_context(&self) -> Result<Option<rtc::srtp::context::Context>>;
 }
 
 /// Concrete async peer connection implementation (generic over interceptor type).
@@ -1545,6 +1551,11 @@ impl PeerConnection for PeerConnectionImpl {
     async fn get_stats(&self, now: Instant, selector: StatsSelector) -> RTCStatsReport {
         let mut core = self.inner.core.lock().await;
         core.get_stats(now, selector)
+    }
+
+    async fn new_local_srtp_context(&self) -> Result<Option<rtc::srtp::context::Context>> {
+        let core = self.inner.core.lock().await;
+        Ok(core.new_local_srtp_context()?)
     }
 
     async fn sctp(&self) -> Option<Arc<dyn SctpTransport>> {

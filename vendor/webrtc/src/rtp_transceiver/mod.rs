@@ -158,20 +158,6 @@ pub trait RtpSender: crate::sealed::Sealed + Send + Sync + 'static {
     ///
     /// * [W3C](https://www.w3.org/TR/webrtc/#dom-rtcrtpsender-transport)
     async fn transport(&self) -> Result<Option<Arc<dyn DtlsTransport>>>;
-    /// Writes `packet` through the connection's sans-I/O core in the caller's task and moves
-    /// every datagram the core has to send into `out`, for the caller to send (batched with
-    /// other connections' datagrams, say, in one `sendmmsg`), instead of queueing the packet
-    /// for the driver task and waking it.
-    ///
-    /// Returns `Ok(Some(packet))`, the packet untouched and nothing written, when the driver
-    /// holds the core at that moment; write it through the track then.
-    ///
-    /// (openvidu-rs patch on webrtc 0.21.1: see `OPENVIDU-PATCH.md`.)
-    fn try_write_rtp_now(
-        &self,
-        packet: rtc::rtp::Packet,
-        out: &mut Vec<rtc::shared::TaggedBytesMut>,
-    ) -> Result<Option<rtc::rtp::Packet>>;
 }
 
 /// An RTP Transceiver that represents a combination of an RTP Sender and Receiver.
@@ -464,13 +450,6 @@ mod tests {
             unreachable!("not used by set_sender")
         }
         async fn transport(&self) -> Result<Option<Arc<dyn DtlsTransport>>> {
-            unreachable!("not used by set_sender")
-        }
-        fn try_write_rtp_now(
-            &self,
-            _: rtc::rtp::Packet,
-            _: &mut Vec<rtc::shared::TaggedBytesMut>,
-        ) -> Result<Option<rtc::rtp::Packet>> {
             unreachable!("not used by set_sender")
         }
     }

@@ -11,7 +11,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::statistics::StatsSelector;
 use rtc::statistics::report::RTCStatsReport;
 use std::sync::{Arc, Weak};
-use rtc::sansio::Protocol;
 use std::time::Instant;
 
 /// Concrete async rtp sender implementation (generic over interceptor type).
@@ -59,25 +58,6 @@ impl RtpSender for RtpSenderImpl {
 
     fn track(&self) -> &Arc<dyn TrackLocal> {
         &self.track
-    }
-
-    fn try_write_rtp_now(
-        &self,
-        packet: rtc::rtp::Packet,
-        out: &mut Vec<rtc::shared::TaggedBytesMut>,
-    ) -> Result<Option<rtc::rtp::Packet>> {
-        let pc = self.peer_connection()?;
-        let Some(mut core) = pc.core.try_lock() else {
-            return Ok(Some(packet));
-        };
-        let now = pc.runtime.now();
-        core.rtp_sender(self.id)
-            .ok_or(Error::ErrRTPSenderNotExisted)?
-            .write_rtp(now, packet)?;
-        while let Some(datagram) = core.poll_write() {
-            out.push(datagram);
-        }
-        Ok(None)
     }
 
     async fn get_capabilities(&self, kind: RtpCodecKind) -> Result<Option<RTCRtpCapabilities>> {
