@@ -275,7 +275,7 @@ impl Subscriber {
             let sink: Arc<dyn RtpSink> = match &self.inner.direct {
                 Some(direct) => {
                     let leg = Arc::new(DirectLeg::new(direct.clone(), output.source.codec.rtp_codec.clock_rate));
-                    direct_legs.push((leg.clone(), output.track.clone()));
+                    direct_legs.push(leg.clone());
                     leg
                 }
                 None => output.track.clone(),
@@ -301,14 +301,16 @@ impl Subscriber {
         if started == 0 {
             return Err(MediaError::Sdp("no track could be negotiated with the subscriber".into()));
         }
-        if let Some(direct) = &self.inner.direct {
+        // Any of the connection's tracks carries the reports of all (one compound packet).
+        if let (Some(direct), Some(first)) = (&self.inner.direct, self.inner.outputs.first()) {
             let sources = self.inner.outputs.iter().map(|o| o.source.clone()).collect();
+            let rtcp = first.track.clone();
             let task = tokio::spawn(send_directly(
                 self.inner.pc.clone(),
                 self.inner.shared.clone(),
                 direct.clone(),
                 sources,
-                direct_legs,
+                (direct_legs, rtcp),
             ));
             lock(&self.inner.tasks).push(task.abort_handle());
         }
@@ -406,14 +408,15 @@ async fn add_outputs(
 
 /// What the fan-out needs to send a connection's RTP itself, once the connection is up: its
 /// SRTP context (then the first keyframe of each video track is asked for: one asked for before
-/// could not have been sent), and the legs' sender reports, every [`SENDER_REPORT_INTERVAL`].
-/// Runs until the subscriber stops.
+/// could not have been sent), and the legs' sender reports, every [`SENDER_REPORT_INTERVAL`], in
+/// one compound RTCP packet written through `rtcp` (one of the connection's tracks), as a
+/// browser sends its reports. Runs until the subscriber stops.
 async fn send_directly(
     pc: Arc<dyn PeerConnection>,
     shared: Arc<EndpointShared>,
     direct: Arc<DirectRtp>,
     sources: Vec<Arc<TrackFanout>>,
-    legs: Vec<(Arc<DirectLeg>, Arc<TrackLocalStaticRTP>)>,
+    (legs, rtcp): (Vec<Arc<DirectLeg>>, Arc<TrackLocalStaticRTP>),
 ) {
     shared.connected().await;
     match pc.new_local_srtp_context().await {
@@ -438,12 +441,15 @@ async fn send_directly(
     loop {
         reports.tick().await;
         let now = Instant::now();
-        for (leg, track) in &legs {
-            if let Some(report) = leg.sender_report(now)
-                && let Err(e) = track.write_rtcp(vec![Box::new(report)]).await
-            {
-                tracing::trace!(error = %e, "sender report not sent");
-            }
+        let reports: Vec<Box<dyn rtc::rtcp::Packet>> = legs
+            .iter()
+            .filter_map(|leg| leg.sender_report(now))
+            .map(|report| Box::new(report) as Box<dyn rtc::rtcp::Packet>)
+            .collect();
+        if !reports.is_empty()
+            && let Err(e) = rtcp.write_rtcp(reports).await
+        {
+            tracing::trace!(error = %e, "sender reports not sent");
         }
     }
 }
