@@ -290,19 +290,10 @@ impl Subscriber {
             lock(&self.inner.legs).push(Leg { source: output.source.clone(), ssrc: output.ssrc, key, forwarder });
             started += 1;
         }
-        // Closed meanwhile: the close found no legs to unregister yet.
-        if self.inner.closed.load(Ordering::Acquire) {
-            self.inner.abort_tasks();
-            return Err(MediaError::SubscriptionNotFound {
-                subscriber: self.inner.subscriber.clone(),
-                stream: self.inner.stream.clone(),
-            });
-        }
-        if started == 0 {
-            return Err(MediaError::Sdp("no track could be negotiated with the subscriber".into()));
-        }
         // Any of the connection's tracks carries the reports of all (one compound packet).
-        if let (Some(direct), Some(first)) = (&self.inner.direct, self.inner.outputs.first()) {
+        if let (Some(direct), Some(first)) = (&self.inner.direct, self.inner.outputs.first())
+            && started > 0
+        {
             let sources = self.inner.outputs.iter().map(|o| o.source.clone()).collect();
             let rtcp = first.track.clone();
             let task = tokio::spawn(send_directly(
@@ -314,9 +305,21 @@ impl Subscriber {
             ));
             lock(&self.inner.tasks).push(task.abort_handle());
         }
+        // Closed meanwhile: the close found no legs to unregister yet.
+        if self.inner.closed.load(Ordering::Acquire) {
+            self.inner.abort_tasks();
+            return Err(MediaError::SubscriptionNotFound {
+                subscriber: self.inner.subscriber.clone(),
+                stream: self.inner.stream.clone(),
+            });
+        }
+        if started == 0 {
+            return Err(MediaError::Sdp("no track could be negotiated with the subscriber".into()));
+        }
         // The keyframe a subscriber joining a running stream needs is requested when its
-        // connection comes up (`EndpointHandler::on_connection_state_change`): one asked for
-        // now would be sent before the subscriber can receive it, and would hold the
+        // connection comes up (in mux mode once `send_directly` can send, in range mode by
+        // `EndpointHandler::on_connection_state_change`): one asked for now would be sent
+        // before the subscriber can receive it, and would hold the
         // publisher's next keyframe back by the limiter's interval.
         Ok(())
     }
@@ -435,11 +438,11 @@ async fn send_directly(
     for source in &sources {
         source.request_keyframe(KeyframeNeed::First);
     }
-    let mut reports = tokio::time::interval(SENDER_REPORT_INTERVAL);
-    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    reports.tick().await;
+    let mut ticks = tokio::time::interval(SENDER_REPORT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
     loop {
-        reports.tick().await;
+        ticks.tick().await;
         let now = Instant::now();
         let reports: Vec<Box<dyn rtc::rtcp::Packet>> = legs
             .iter()
