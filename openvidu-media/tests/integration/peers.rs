@@ -115,14 +115,21 @@ pub(crate) fn opus() -> RTCRtpCodecParameters {
     }
 }
 
-/// Marks inbound PLI and REMB for the application.
-#[derive(Default)]
-struct PliMarker {
+/// An interceptor that shows each inbound packet to `on_read` (which may change it, or drop it
+/// by returning false) and passes everything else on.
+struct ReadTap<F> {
+    on_read: F,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
-impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for PliMarker {
+impl<F: FnMut(&mut TaggedPacket) -> bool> ReadTap<F> {
+    fn new(on_read: F) -> Self {
+        Self { on_read, read: VecDeque::new(), write: VecDeque::new() }
+    }
+}
+
+impl<F: FnMut(&mut TaggedPacket) -> bool> rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for ReadTap<F> {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -130,21 +137,9 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for PliMarker {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            let plis: Vec<Box<dyn rtc::rtcp::Packet>> = packets
-                .iter()
-                .filter(|p| {
-                    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<ReceiverEstimatedMaximumBitrate>()
-                })
-                .cloned()
-                .collect();
-            if plis.is_empty() {
-                return Ok(());
-            }
-            msg.message.packet = Packet::Rtcp(plis);
-            msg.message.add(Attribute::DeliverToApplication);
+        if (self.on_read)(&mut msg) {
+            self.read.push_back(msg);
         }
-        self.read.push_back(msg);
         Ok(())
     }
     fn poll_read(&mut self) -> Option<TaggedPacket> {
@@ -159,59 +154,45 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for PliMarker {
     }
 }
 
-impl Interceptor for PliMarker {
+impl<F: FnMut(&mut TaggedPacket) -> bool + Send + Sync> Interceptor for ReadTap<F> {
     fn bind_local_stream(&mut self, _: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
-/// What a test peer's wire tap saw inbound (closest to the wire of its interceptors).
+/// Marks inbound PLI and REMB for the application (other RTCP stops at the end of the chain).
+fn mark_pli_and_remb(msg: &mut TaggedPacket) -> bool {
+    let Packet::Rtcp(packets) = &msg.message.packet else { return true };
+    let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+        .iter()
+        .filter(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<ReceiverEstimatedMaximumBitrate>())
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        return false;
+    }
+    msg.message.packet = Packet::Rtcp(wanted);
+    msg.message.add(Attribute::DeliverToApplication);
+    true
+}
+
+/// What a test peer saw inbound, closest to the wire of its interceptors.
 #[derive(Default)]
 pub struct Wire {
     /// RTCP sender reports: (SSRC, packet count, RTP time), in order.
     pub sender_reports: Mutex<Vec<(u32, u32, u32)>>,
 }
 
-struct WireTap {
-    wire: Arc<Wire>,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
-
-impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for WireTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Wire {
+    fn record(&self, msg: &mut TaggedPacket) -> bool {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for sr in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
-                self.wire.sender_reports.lock().unwrap().push((sr.ssrc, sr.packet_count, sr.rtp_time));
+                self.sender_reports.lock().unwrap().push((sr.ssrc, sr.packet_count, sr.rtp_time));
             }
         }
-        self.read.push_back(msg);
-        Ok(())
+        true
     }
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for WireTap {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
 /// What a test peer received on one remote track.
@@ -308,11 +289,11 @@ impl ClientPeer {
         media_engine.register_codec(opus(), RtpCodecKind::Audio).unwrap();
         let mut registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
         if with_pli_marker {
-            registry = registry.with(Slot::from(14_000), PliMarker::default());
+            registry = registry.with(Slot::from(14_000), ReadTap::new(mark_pli_and_remb));
         }
         let wire = Arc::new(Wire::default());
-        registry = registry
-            .with(Slot::from(500), WireTap { wire: wire.clone(), read: VecDeque::new(), write: VecDeque::new() });
+        let tap = wire.clone();
+        registry = registry.with(Slot::from(500), ReadTap::new(move |msg: &mut TaggedPacket| tap.record(msg)));
         let (tx, rx) = mpsc::unbounded_channel();
         let handler = Arc::new(ClientHandler { peer: std::sync::OnceLock::new(), candidates: tx });
         let pc = PeerConnectionBuilder::new()
