@@ -10,7 +10,7 @@ use openvidu_core::id::SessionId;
 use openvidu_core::wire::ice::candidate_ufrag;
 use rand::Rng;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{NackResponderBuilder, SenderReportBuilder, Slot};
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot};
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::mpsc::UnboundedSender;
@@ -18,7 +18,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine as RtcMediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    SettingEngineBuilder, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 
 use crate::engine::MediaEngine;
@@ -352,8 +352,9 @@ fn ice_credential(len: usize) -> String {
 /// negotiated. Every interceptor sees every packet, in both directions: each one only a
 /// receiving or only a sending endpoint uses is a per-packet cost for nothing on the other.
 ///
-/// - A publisher receives: the default chain (NACK generator and responder, TWCC receiver,
-///   receiver and sender reports).
+/// - A publisher receives: the receiving half of the crate's default chain (NACK generator, TWCC
+///   receiver, receiver reports, and the header extensions they and simulcast need), without the
+///   NACK responder and the sender reports, which only act on what an endpoint sends.
 /// - A subscriber sends, with `nack` and `nack pli` negotiated so that it asks for both. When the
 ///   fan-out sends its RTP itself (`direct`), the fan-out answers NACKs from the track's history
 ///   and counts what its sender reports say, and the chain has nothing to do; otherwise the chain
@@ -364,15 +365,15 @@ fn ice_credential(len: usize) -> String {
 fn interceptors(role: &Role, media_engine: &mut RtcMediaEngine) -> Result<Registry, MediaError> {
     let registry = match role {
         Role::Publisher { .. } => {
-            register_default_interceptors(Registry::new(), media_engine).map_err(MediaError::webrtc)?
+            register_nack_feedback(media_engine);
+            configure_simulcast_extension_headers(media_engine).map_err(MediaError::webrtc)?;
+            configure_twcc_receiver_only(Registry::new(), media_engine)
+                .map_err(MediaError::webrtc)?
+                .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+                .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         }
         Role::Subscriber { direct, .. } => {
-            for parameter in ["", "pli"] {
-                media_engine.register_feedback(
-                    RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() },
-                    RtpCodecKind::Video,
-                );
-            }
+            register_nack_feedback(media_engine);
             if *direct {
                 Registry::new()
             } else {
@@ -384,6 +385,16 @@ fn interceptors(role: &Role, media_engine: &mut RtcMediaEngine) -> Result<Regist
         }
     };
     Ok(registry.with(Slot::from(14_000), FeedbackMarker::default()))
+}
+
+/// Negotiates `nack` and `nack pli` for video.
+fn register_nack_feedback(media_engine: &mut RtcMediaEngine) {
+    for parameter in ["", "pli"] {
+        media_engine.register_feedback(
+            RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() },
+            RtpCodecKind::Video,
+        );
+    }
 }
 
 /// Builds a peer connection for one endpoint: the given codecs only, the role's
