@@ -77,8 +77,8 @@ impl MediaEngine {
     /// (once; later calls are ignored). A [`MediaWorker`](crate::MediaWorker) gives its caller's
     /// runtime. Setting a description is CPU work under the connection's lock, with no I/O; a
     /// subscriber's connection (its ICE checks, DTLS handshake, RTCP and timers) is work the
-    /// fan-out does not wait for, since the fan-out writes its packets through the connection's
-    /// core itself. A storm of joins then spreads that work over the runtime's threads instead
+    /// fan-out does not wait for, since in mux mode the fan-out encrypts and sends the
+    /// subscriber's RTP itself (`crate::direct`). A storm of joins then spreads that work over the runtime's threads instead
     /// of queueing it on the media thread, ahead of the packets of the connections already up.
     /// Publishers' connections stay where they are built: their driver reads the packets the
     /// fan-out forwards.
