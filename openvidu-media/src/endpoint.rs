@@ -26,7 +26,7 @@ use crate::feedback::FeedbackMarker;
 use crate::forward::HISTORY_PACKETS;
 use crate::keyframe::KeyframeNeed;
 use crate::node::{EndpointId, IceCandidate, MediaError, MediaEvent};
-use crate::publisher::TrackFanout;
+use crate::publisher::{InlineFanout, TrackFanout};
 use crate::transport::{AdvertisedAddrs, EndpointRuntime, MediaPath};
 
 /// Remote candidates kept per endpoint while its remote description is not set yet.
@@ -343,6 +343,9 @@ impl PeerConnectionEventHandler for EndpointHandler {
     }
 }
 
+/// The position of the last interceptor of every chain, after the crate's defaults.
+const FEEDBACK_SLOT: Slot = Slot::Custom(14_000);
+
 /// A random ICE credential of `len` alphanumerics.
 fn ice_credential(len: usize) -> String {
     rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).map(char::from).collect()
@@ -361,7 +364,8 @@ fn ice_credential(len: usize) -> String {
 ///   has the NACK responder (with [`HISTORY_PACKETS`], as the track's history; the crate's 1024
 ///   was most of what a subscriber cost in memory) and the sender reports.
 ///
-/// Both end with [`FeedbackMarker`], which hands inbound PLI, FIR and NACK to the application.
+/// Both end with [`FeedbackMarker`], which hands inbound PLI, FIR and NACK to the application;
+/// a publisher's, [`InlineFanout`], also forwards its tracks' packets there.
 fn interceptors(role: &Role, media_engine: &mut RtcMediaEngine) -> Result<Registry, MediaError> {
     let registry = match role {
         Role::Publisher { .. } => {
@@ -384,7 +388,11 @@ fn interceptors(role: &Role, media_engine: &mut RtcMediaEngine) -> Result<Regist
             }
         }
     };
-    Ok(registry.with(Slot::from(14_000), FeedbackMarker::default()))
+    // Last in the chain: every interceptor before it has seen the packet.
+    Ok(match role {
+        Role::Publisher { tracks } => registry.with(FEEDBACK_SLOT, InlineFanout::new(tracks.clone())),
+        Role::Subscriber { .. } => registry.with(FEEDBACK_SLOT, FeedbackMarker::default()),
+    })
 }
 
 /// Negotiates `nack` and `nack pli` for video.

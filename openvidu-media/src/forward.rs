@@ -1,5 +1,6 @@
 //! The fan-out's hot path: every packet of a published track written to each subscriber's
-//! peer connection by the task that read it, without a task or a channel hop per subscriber.
+//! peer connection where it was read (at the end of the publisher connection's read pipeline,
+//! `publisher::InlineFanout`), without a task or a channel hop per subscriber.
 //!
 //! In mux mode (the default) a leg encrypts the packet itself, with an SRTP context of its
 //! subscriber's connection, and queues the datagram on a [`SendBatch`]; once every leg has its
@@ -10,7 +11,7 @@
 //! and sends its own reports). That write is polled once: a driver whose channel is full (a
 //! subscriber that cannot keep up) loses the packet, as a lagging receiver of a broadcast
 //! would, and the publisher is asked for a keyframe so that the subscriber can decode again.
-//! No subscriber can hold up the others, and the reading task never waits.
+//! No subscriber can hold up the others, and the reader never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -201,15 +202,16 @@ fn strip_extensions(header: &mut rtp::header::Header) {
     header.extensions_padding = 0;
 }
 
+/// A sink for tests of what reaches a leg.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
     /// A sink that keeps what it takes, or is busy.
     #[derive(Default)]
-    struct Kept {
-        packets: Mutex<Vec<rtp::Packet>>,
-        busy: bool,
+    pub(crate) struct Kept {
+        pub(crate) packets: Mutex<Vec<rtp::Packet>>,
+        pub(crate) busy: bool,
     }
 
     impl RtpSink for Kept {
@@ -222,9 +224,16 @@ mod tests {
         }
     }
 
-    fn leg(sink: &Arc<Kept>, ssrc: u32, payload_type: u8) -> Arc<Forwarder> {
+    /// A leg to `sink`, its connection up.
+    pub(crate) fn leg(sink: &Arc<Kept>, ssrc: u32, payload_type: u8) -> Arc<Forwarder> {
         Arc::new(Forwarder::new(sink.clone(), ssrc, payload_type, Arc::new(AtomicBool::new(true))))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Kept, leg};
+    use super::*;
 
     fn packet(seq: u16) -> rtp::Packet {
         let mut header = rtp::header::Header {

@@ -48,8 +48,11 @@
 //!   [`MediaError::ForcedCodecNotFound`], RPC code 800). Subscribers get the same codec; their
 //!   offer must contain it. RTX is not negotiated: losses are repaired by NACK and
 //!   retransmission of the original packets.
-//! - Interceptors: NACK generator and responder, RTCP sender/receiver reports and the TWCC
-//!   receiver (webrtc's defaults).
+//! - Interceptors: a publisher's connection has the NACK generator, receiver reports and the
+//!   TWCC receiver, and its packets are forwarded at the end of that chain, in its read pipeline
+//!   (`publisher::InlineFanout`). In mux mode the node encrypts and sends subscribers' RTP
+//!   itself, answers their NACKs and sends their sender reports (`direct`); in range mode their
+//!   connections' NACK responder and sender reports do.
 //! - Keyframes ([`KeyframeLimiter`]): a subscriber whose connection comes up, or a recording
 //!   that starts, asks the publisher for one at once unless one already asked for is on its
 //!   way; recovery requests (subscribers' PLI/FIR, losses, a lagging recorder) are merged to at

@@ -27,8 +27,15 @@ use crate::sdp;
 use crate::transport::SendBatch;
 use openvidu_core::wire::ice::sdp_ice_ufrag;
 
+mod inline;
+
+pub(crate) use inline::InlineFanout;
+
 /// Packets buffered per tap (e.g. a recorder) before a slow one starts losing them.
 const FANOUT_CAPACITY: usize = 512;
+
+/// Marks [`TrackFanout::inline_ssrc`] as set (an SSRC may be 0).
+const INLINE: u64 = 1 << 32;
 
 struct RemoteSource {
     track: Arc<dyn TrackRemote>,
@@ -45,7 +52,12 @@ pub(crate) struct TrackFanout {
     /// Taps that read at their own pace (recorders).
     packets: broadcast::Sender<rtp::Packet>,
     keyframes: Option<KeyframeRequests>,
+    /// The codec whose keyframes the keyframe control watches for (`None` for audio).
+    keyframe_codec: Option<RecordedCodec>,
     remote: Mutex<Option<RemoteSource>>,
+    /// The publisher's SSRC once its packets are forwarded by [`InlineFanout`], with bit 32 set
+    /// (0 until then).
+    inline_ssrc: AtomicU64,
     received: AtomicU64,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -61,14 +73,17 @@ impl TrackFanout {
         } else {
             (None, None)
         };
+        let keyframe_codec = keyframes.as_ref().and_then(|_| RecordedCodec::from_mime(&codec.rtp_codec.mime_type));
         let fanout = Arc::new(Self {
             kind,
             codec,
             // Subscribers send NACKs for video only (`endpoint::interceptors`).
             forwarders: Forwarders::new(kind == RtpCodecKind::Video),
             packets: broadcast::channel(FANOUT_CAPACITY).0,
+            keyframe_codec,
             keyframes,
             remote: Mutex::new(None),
+            inline_ssrc: AtomicU64::new(0),
             received: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
         });
@@ -94,46 +109,57 @@ impl TrackFanout {
     }
 
     /// The publisher's remote track of this kind appeared: start reading it.
+    ///
+    /// From then on its packets are forwarded by the connection's [`InlineFanout`], in its read
+    /// pipeline; the task reading the track forwards what that leaves to the track (the packets
+    /// queued on it before).
     pub(crate) async fn attach(self: &Arc<Self>, track: Arc<dyn TrackRemote>, shared: &EndpointShared) {
         let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
         tracing::debug!(session = %shared.session, endpoint = %shared.endpoint,
             kind = %self.kind, ssrc, "publisher track started");
         *lock(&self.remote) = Some(RemoteSource { track: track.clone(), ssrc });
+        self.inline_ssrc.store(u64::from(ssrc) | INLINE, Ordering::Release);
         // For whoever subscribed before the track started (and wakes the keyframe control).
         self.request_keyframe(KeyframeNeed::First);
         let fanout = self.clone();
-        // Keyframes are looked for only while the keyframe control waits for one.
-        let keyframes = self.keyframes.clone().zip(RecordedCodec::from_mime(&self.codec.rtp_codec.mime_type));
         let task = tokio::spawn(async move {
             let mut batch = SendBatch::default();
             while let Some(event) = track.poll().await {
                 match event {
-                    TrackRemoteEvent::OnRtpPacket(packet) => {
-                        fanout.received.fetch_add(1, Ordering::Relaxed);
-                        if fanout.packets.receiver_count() > 0 {
-                            let _ = fanout.packets.send(packet.clone());
-                        }
-                        // Told before the keyframe goes out: a request that reaches the control
-                        // after this one was made by a receiver that may miss this keyframe, and
-                        // is not answered by it.
-                        if let Some((k, _)) = keyframes
-                            .as_ref()
-                            .filter(|(k, _)| k.watching())
-                            .filter(|(_, codec)| starts_keyframe(*codec, &packet.payload))
-                        {
-                            k.keyframe_passed();
-                        }
-                        // A subscriber that lost a packet needs a keyframe to decode again.
-                        if fanout.forwarders.forward(packet, &mut batch) {
-                            fanout.request_keyframe(KeyframeNeed::Recovery);
-                        }
-                    }
+                    TrackRemoteEvent::OnRtpPacket(packet) => fanout.on_packet(packet, &mut batch),
                     TrackRemoteEvent::OnEnded => break,
                     _ => {}
                 }
             }
         });
         lock(&self.tasks).push(task.abort_handle());
+    }
+
+    /// Whether packets of `ssrc` are this track's, to be forwarded by [`InlineFanout`].
+    fn forwards_inline(&self, ssrc: u32) -> bool {
+        self.inline_ssrc.load(Ordering::Acquire) == u64::from(ssrc) | INLINE
+    }
+
+    /// One packet of the publisher's track: counted, handed to the taps, watched for a keyframe
+    /// and forwarded to every subscriber.
+    pub(crate) fn on_packet(&self, packet: rtp::Packet, batch: &mut SendBatch) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        if self.packets.receiver_count() > 0 {
+            let _ = self.packets.send(packet.clone());
+        }
+        // Told before the keyframe goes out: a request that reaches the control after this one
+        // was made by a receiver that may miss this keyframe, and is not answered by it.
+        // Keyframes are looked for only while the keyframe control waits for one.
+        if let (Some(k), Some(codec)) = (&self.keyframes, self.keyframe_codec)
+            && k.watching()
+            && starts_keyframe(codec, &packet.payload)
+        {
+            k.keyframe_passed();
+        }
+        // A subscriber that lost a packet needs a keyframe to decode again.
+        if self.forwarders.forward(packet, batch) {
+            self.request_keyframe(KeyframeNeed::Recovery);
+        }
     }
 
     async fn send_rtcp(&self, packet: Box<dyn rtc::rtcp::Packet>) {
