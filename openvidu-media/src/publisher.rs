@@ -142,7 +142,7 @@ impl TrackFanout {
 
     /// One packet of the publisher's track: counted, handed to the taps, watched for a keyframe
     /// and forwarded to every subscriber.
-    pub(crate) fn on_packet(&self, packet: rtp::Packet, batch: &mut SendBatch) {
+    fn on_packet(&self, packet: rtp::Packet, batch: &mut SendBatch) {
         self.received.fetch_add(1, Ordering::Relaxed);
         if self.packets.receiver_count() > 0 {
             let _ = self.packets.send(packet.clone());
