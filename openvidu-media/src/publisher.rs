@@ -34,13 +34,8 @@ pub(crate) use inline::InlineFanout;
 /// Packets buffered per tap (e.g. a recorder) before a slow one starts losing them.
 const FANOUT_CAPACITY: usize = 512;
 
-/// Marks [`TrackFanout::inline_ssrc`] as set (an SSRC may be 0).
-const INLINE: u64 = 1 << 32;
-
-struct RemoteSource {
-    track: Arc<dyn TrackRemote>,
-    ssrc: u32,
-}
+/// Marks [`TrackFanout::ssrc`] as set (an SSRC may be 0).
+const STARTED: u64 = 1 << 32;
 
 /// One published track and everyone who forwards it: the fan-out point of the SFU.
 pub(crate) struct TrackFanout {
@@ -54,10 +49,11 @@ pub(crate) struct TrackFanout {
     keyframes: Option<KeyframeRequests>,
     /// The codec whose keyframes the keyframe control watches for (`None` for audio).
     keyframe_codec: Option<RecordedCodec>,
-    remote: Mutex<Option<RemoteSource>>,
-    /// The publisher's SSRC once its packets are forwarded by [`InlineFanout`], with bit 32 set
-    /// (0 until then).
-    inline_ssrc: AtomicU64,
+    /// The publisher's track, once started.
+    remote: Mutex<Option<Arc<dyn TrackRemote>>>,
+    /// Its SSRC once started, with bit 32 set (0 until then); its packets are forwarded by
+    /// [`InlineFanout`] from then on.
+    ssrc: AtomicU64,
     received: AtomicU64,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -83,7 +79,7 @@ impl TrackFanout {
             keyframe_codec,
             keyframes,
             remote: Mutex::new(None),
-            inline_ssrc: AtomicU64::new(0),
+            ssrc: AtomicU64::new(0),
             received: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
         });
@@ -117,8 +113,8 @@ impl TrackFanout {
         let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
         tracing::debug!(session = %shared.session, endpoint = %shared.endpoint,
             kind = %self.kind, ssrc, "publisher track started");
-        *lock(&self.remote) = Some(RemoteSource { track: track.clone(), ssrc });
-        self.inline_ssrc.store(u64::from(ssrc) | INLINE, Ordering::Release);
+        *lock(&self.remote) = Some(track.clone());
+        self.ssrc.store(u64::from(ssrc) | STARTED, Ordering::Release);
         // For whoever subscribed before the track started (and wakes the keyframe control).
         self.request_keyframe(KeyframeNeed::First);
         let fanout = self.clone();
@@ -137,7 +133,7 @@ impl TrackFanout {
 
     /// Whether packets of `ssrc` are this track's, to be forwarded by [`InlineFanout`].
     fn forwards_inline(&self, ssrc: u32) -> bool {
-        self.inline_ssrc.load(Ordering::Acquire) == u64::from(ssrc) | INLINE
+        self.ssrc.load(Ordering::Acquire) == u64::from(ssrc) | STARTED
     }
 
     /// One packet of the publisher's track: counted, handed to the taps, watched for a keyframe
@@ -163,7 +159,7 @@ impl TrackFanout {
     }
 
     async fn send_rtcp(&self, packet: Box<dyn rtc::rtcp::Packet>) {
-        let track = lock(&self.remote).as_ref().map(|r| r.track.clone());
+        let track = lock(&self.remote).clone();
         if let Some(track) = track
             && let Err(e) = track.write_rtcp(vec![packet]).await
         {
@@ -172,7 +168,8 @@ impl TrackFanout {
     }
 
     fn ssrc(&self) -> Option<u32> {
-        lock(&self.remote).as_ref().map(|r| r.ssrc)
+        let ssrc = self.ssrc.load(Ordering::Acquire);
+        (ssrc & STARTED != 0).then_some(ssrc as u32)
     }
 
     fn abort_tasks(&self) {

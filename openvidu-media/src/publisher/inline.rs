@@ -52,16 +52,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for InlineFanout {
             Packet::Rtp(rtp) => self.tracks.iter().find(|t| t.forwards_inline(rtp.header.ssrc)),
             _ => None,
         };
-        match (track, std::mem::replace(&mut msg.message.packet, Packet::Rtcp(Vec::new()))) {
-            (Some(track), Packet::Rtp(rtp)) => {
-                track.on_packet(rtp, &mut self.batch);
-                Ok(())
-            }
-            (_, packet) => {
-                msg.message.packet = packet;
-                self.marker.handle_read(msg)
-            }
+        let Some(track) = track else { return self.marker.handle_read(msg) };
+        // The packet is RTP (its track was found by its SSRC): taken out, it goes no further.
+        if let Packet::Rtp(rtp) = std::mem::replace(&mut msg.message.packet, Packet::Rtcp(Vec::new())) {
+            track.on_packet(rtp, &mut self.batch);
         }
+        Ok(())
     }
 
     fn poll_read(&mut self) -> Option<TaggedPacket> {
@@ -94,7 +90,7 @@ mod tests {
     use rtc::rtp;
     use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 
-    use super::super::INLINE;
+    use super::super::STARTED;
     use super::*;
     use crate::endpoint::lock;
     use crate::forward::testing::{Kept, leg};
@@ -135,7 +131,7 @@ mod tests {
     #[test]
     fn a_started_tracks_packets_are_forwarded_in_the_chain_and_go_no_further() {
         let (track, sink) = track_with_leg();
-        track.inline_ssrc.store(u64::from(PUBLISHED) | INLINE, Ordering::Release);
+        track.ssrc.store(u64::from(PUBLISHED) | STARTED, Ordering::Release);
         let mut inline = InlineFanout::new(vec![track.clone()]);
 
         for seq in [7, 8] {
@@ -160,7 +156,7 @@ mod tests {
         }
 
         // Once it has started, another SSRC still goes on.
-        track.inline_ssrc.store(u64::from(PUBLISHED) | INLINE, Ordering::Release);
+        track.ssrc.store(u64::from(PUBLISHED) | STARTED, Ordering::Release);
         inline.handle_read(read(2222, 1)).expect("read");
         assert!(inline.poll_read().is_some(), "an SSRC of no started track goes on");
         assert!(forwarded(&sink).is_empty());
