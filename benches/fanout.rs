@@ -1,7 +1,9 @@
 //! SFU fan-out harness: one synthetic publisher and N subscriber bots against a real
 //! `openvidu-server` process, measuring the forwarded RTP packets per CPU-second of the server
-//! (user + system time from `/proc/<pid>/stat`, not wall time) and the send-to-receive latency
-//! read from the send timestamps the synthetic packets carry.
+//! (user + system time from `/proc/<pid>/stat`, not wall time) and the latency read from the
+//! send timestamps the synthetic packets carry: to the bots' track readers (`p50 ms`, `p99 ms`,
+//! the wait in this process included) and to the kernel's receive timestamp at the bots' sockets
+//! (`sock p50`, `sock p99`: what the server and loopback added).
 //!
 //! Run with `cargo bench --bench fanout --features participant` (add
 //! `-- --subscribers 1,10,50,100 --seconds 5 --warmup 3 --fps 30 --packet-size 1000` to change
@@ -39,8 +41,8 @@ impl FanoutSubscriber for Participant {
 
     fn tally(&self, tally: &mut Tally) {
         for st in self.stats() {
-            tally.add(st.audio.packets, st.audio.lost, &st.audio.latency);
-            tally.add(st.video.packets, st.video.lost, &st.video.latency);
+            tally.add(&st.audio);
+            tally.add(&st.video);
         }
     }
 }

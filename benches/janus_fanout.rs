@@ -63,8 +63,8 @@ impl FanoutSubscriber for RawSubscriber {
 
     fn tally(&self, tally: &mut Tally) {
         let st = self.stats();
-        tally.add(st.audio.packets, st.audio.lost, &st.audio.latency);
-        tally.add(st.video.packets, st.video.lost, &st.video.latency);
+        tally.add(&st.audio);
+        tally.add(&st.video);
     }
 }
 

@@ -206,16 +206,19 @@ pub struct Tally {
     pub forwarded: u64,
     /// Packets lost.
     pub lost: u64,
-    /// Send-to-receive delays.
+    /// Send-to-receive delays: to the bot's track reader.
     pub latency: Vec<Duration>,
+    /// Send-to-socket delays: to the kernel's receive timestamp at the bot's socket.
+    pub socket_latency: Vec<Duration>,
 }
 
 impl Tally {
     /// Adds one received track.
-    pub fn add(&mut self, packets: u64, lost: u64, latency: &[Duration]) {
-        self.forwarded += packets;
-        self.lost += lost;
-        self.latency.extend_from_slice(latency);
+    pub fn add(&mut self, track: &openvidu::client::participant::TrackStats) {
+        self.forwarded += track.packets;
+        self.lost += track.lost;
+        self.latency.extend_from_slice(&track.latency);
+        self.socket_latency.extend_from_slice(&track.socket_latency);
     }
 }
 
@@ -243,10 +246,16 @@ pub struct FanoutRow {
     pub cpu: Duration,
     /// This process's (the bots') CPU time in the window.
     pub bots_cpu: Duration,
-    /// Latency percentiles.
+    /// Latency percentiles, send to the bots' track readers (the wait in the bots' process
+    /// included).
     pub p50: Option<Duration>,
     /// See [`p50`](Self::p50).
     pub p99: Option<Duration>,
+    /// Latency percentiles, send to the bots' sockets (kernel receive timestamps): what the
+    /// server and loopback added, the bots' own wait left out.
+    pub socket_p50: Option<Duration>,
+    /// See [`socket_p50`](Self::socket_p50).
+    pub socket_p99: Option<Duration>,
 }
 
 impl FanoutRow {
@@ -332,6 +341,8 @@ pub async fn measure_window<S: FanoutSubscriber>(server_pid: u32, subscribers: &
         bots_cpu: bots1.saturating_sub(bots0),
         p50: percentile(&tally.latency, 0.5),
         p99: percentile(&tally.latency, 0.99),
+        socket_p50: percentile(&tally.socket_latency, 0.5),
+        socket_p99: percentile(&tally.socket_latency, 0.99),
     }
 }
 
@@ -351,7 +362,7 @@ fn print_prefixed(prefix: &str, line: &str) {
 /// Prints the column names of the fan-out rows.
 pub fn print_fanout_header(prefix: &str) {
     let line = format!(
-        "{:>5} {:>10} {:>9} {:>6} {:>10} {:>12} {:>10} {:>8} {:>8} {:>8} {:>9}",
+        "{:>5} {:>10} {:>9} {:>6} {:>10} {:>12} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}",
         "N",
         "forwarded",
         "pkts/s",
@@ -362,6 +373,8 @@ pub fn print_fanout_header(prefix: &str) {
         "vs N=1",
         "p50 ms",
         "p99 ms",
+        "sock p50",
+        "sock p99",
         "bots CPU"
     );
     print_prefixed(prefix, &line);
@@ -372,7 +385,7 @@ pub fn print_fanout_row(prefix: &str, row: &FanoutRow, base: &mut Option<f64>) {
     let per_packet = row.cpu_per_packet();
     let base = *base.get_or_insert(per_packet);
     let line = format!(
-        "{:>5} {:>10} {:>9.0} {:>6} {:>9.2}s {:>12.0} {:>10.1} {:>8.2} {:>8} {:>8} {:>8.2}s",
+        "{:>5} {:>10} {:>9.0} {:>6} {:>9.2}s {:>12.0} {:>10.1} {:>8.2} {:>8} {:>8} {:>9} {:>9} {:>8.2}s",
         row.subscribers,
         row.forwarded,
         row.forwarded as f64 / row.seconds,
@@ -383,6 +396,8 @@ pub fn print_fanout_row(prefix: &str, row: &FanoutRow, base: &mut Option<f64>) {
         per_packet / base,
         ms(row.p50),
         ms(row.p99),
+        ms(row.socket_p50),
+        ms(row.socket_p99),
         row.bots_cpu.as_secs_f64(),
     );
     print_prefixed(prefix, &line);

@@ -84,6 +84,7 @@
 //! ([`ParticipantError::rpc_code`]). Nothing the server sends can make the participant panic:
 //! unreadable frames and notifications are logged and skipped.
 
+mod arrival;
 mod error;
 mod events;
 mod files;

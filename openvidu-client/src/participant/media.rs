@@ -36,6 +36,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::arrival::{ArrivalRuntime, Arrivals};
 use super::events::RemoteCandidate;
 use super::files::{LoadedMedia, OpusPacket};
 use super::rpc::{Rpc, lock};
@@ -105,11 +106,17 @@ pub(crate) enum Direction {
 pub(crate) struct ReceiveStats {
     audio: Mutex<TrackCounter>,
     video: Mutex<TrackCounter>,
+    /// When the subscription's packets reached its socket.
+    arrivals: Arc<Arrivals>,
 }
 
 impl ReceiveStats {
     pub(crate) fn new() -> Self {
-        Self { audio: Mutex::new(TrackCounter::new(Kind::Audio)), video: Mutex::new(TrackCounter::new(Kind::Video)) }
+        Self {
+            audio: Mutex::new(TrackCounter::new(Kind::Audio)),
+            video: Mutex::new(TrackCounter::new(Kind::Video)),
+            arrivals: Arc::default(),
+        }
     }
 
     pub(crate) fn counter(&self, kind: Kind) -> &Mutex<TrackCounter> {
@@ -228,7 +235,14 @@ impl PeerConnectionEventHandler for Handler {
                             // afresh: the totals go on, the sequence tracking restarts.
                             counter.restart_sequence();
                         }
-                        counter.on_packet(h.sequence_number, h.marker, &packet.payload, synthetic::now_micros());
+                        let arrived = stats.arrivals.arrived(h.ssrc, h.sequence_number);
+                        counter.on_packet(
+                            h.sequence_number,
+                            h.marker,
+                            &packet.payload,
+                            synthetic::now_micros(),
+                            arrived,
+                        );
                     }
                     TrackRemoteEvent::OnEnded => break,
                     _ => {}
@@ -356,7 +370,12 @@ impl Endpoint {
             tasks: Mutex::new(Vec::new()),
         });
         let handler = Arc::new(Handler { shared: shared.clone() });
-        let pc = PeerConnectionBuilder::new()
+        let mut builder = PeerConnectionBuilder::new();
+        if let Some(stats) = &shared.stats {
+            // A subscription's socket records when its packets arrive (`arrival`).
+            builder = builder.with_runtime(Arc::new(ArrivalRuntime::new(stats.arrivals.clone())));
+        }
+        let pc = builder
             .with_configuration(RTCConfigurationBuilder::new().with_certificates(vec![dtls_certificate()?]).build())
             .with_media_engine(media_engine)
             .with_setting_engine(settings)

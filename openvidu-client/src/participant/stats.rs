@@ -29,14 +29,24 @@ pub struct TrackStats {
     /// as RTCP receiver reports count it.
     pub lost: u64,
     /// Send-to-receive delays read from the send timestamps of synthetic payloads (the most
-    /// recent 16 384 of them).
+    /// recent 16 384 of them), received meaning handed to the subscription by its track: they
+    /// include the time the packet waited in this process.
     pub latency: Vec<Duration>,
+    /// Send-to-socket delays of the same packets: to the kernel's receive timestamp of the
+    /// datagram at the subscription's socket (see `arrival`), which leaves out this process's
+    /// own wait. Empty where the platform gives no receive timestamps.
+    pub socket_latency: Vec<Duration>,
 }
 
 impl TrackStats {
     /// The `p`-th percentile (0.0–1.0) of [`latency`](Self::latency), `None` without samples.
     pub fn latency_percentile(&self, p: f64) -> Option<Duration> {
         percentile(&self.latency, p)
+    }
+
+    /// The `p`-th percentile (0.0–1.0) of [`socket_latency`](Self::socket_latency).
+    pub fn socket_latency_percentile(&self, p: f64) -> Option<Duration> {
+        percentile(&self.socket_latency, p)
     }
 }
 
@@ -96,6 +106,15 @@ pub(crate) struct TrackCounter {
     /// [`restart_sequence`](Self::restart_sequence)).
     expected_before: u64,
     latency: VecDeque<Duration>,
+    socket_latency: VecDeque<Duration>,
+}
+
+/// Appends `sample`, dropping the oldest past [`MAX_LATENCY_SAMPLES`].
+fn keep_recent(samples: &mut VecDeque<Duration>, sample: Duration) {
+    if samples.len() == MAX_LATENCY_SAMPLES {
+        samples.pop_front();
+    }
+    samples.push_back(sample);
 }
 
 impl TrackCounter {
@@ -110,11 +129,20 @@ impl TrackCounter {
             max_seq: 0,
             expected_before: 0,
             latency: VecDeque::new(),
+            socket_latency: VecDeque::new(),
         }
     }
 
-    /// One packet arrived at `now_micros` (microseconds since the UNIX epoch).
-    pub(crate) fn on_packet(&mut self, seq: u16, marker: bool, payload: &[u8], now_micros: u64) {
+    /// One packet handed over at `now_micros` (microseconds since the UNIX epoch), which
+    /// reached the socket at `arrived_micros` if known.
+    pub(crate) fn on_packet(
+        &mut self,
+        seq: u16,
+        marker: bool,
+        payload: &[u8],
+        now_micros: u64,
+        arrived_micros: Option<u64>,
+    ) {
         self.packets += 1;
         self.bytes += payload.len() as u64;
         match self.kind {
@@ -130,10 +158,10 @@ impl TrackCounter {
         }
         self.sequence(seq);
         if let Some(sent) = synthetic::send_timestamp(payload) {
-            if self.latency.len() == MAX_LATENCY_SAMPLES {
-                self.latency.pop_front();
+            keep_recent(&mut self.latency, Duration::from_micros(now_micros.saturating_sub(sent)));
+            if let Some(arrived) = arrived_micros {
+                keep_recent(&mut self.socket_latency, Duration::from_micros(arrived.saturating_sub(sent)));
             }
-            self.latency.push_back(Duration::from_micros(now_micros.saturating_sub(sent)));
         }
     }
 
@@ -176,6 +204,7 @@ impl TrackCounter {
             keyframes: self.keyframes,
             lost: expected.saturating_sub(self.packets),
             latency: self.latency.iter().copied().collect(),
+            socket_latency: self.socket_latency.iter().copied().collect(),
         }
     }
 
@@ -193,13 +222,13 @@ mod tests {
     fn a_restarted_sequence_keeps_the_counts_and_the_losses() {
         let mut c = TrackCounter::new(Kind::Audio);
         for seq in [100u16, 101, 103] {
-            c.on_packet(seq, true, &[0; 10], 0);
+            c.on_packet(seq, true, &[0; 10], 0, None);
         }
         assert_eq!((c.snapshot().packets, c.snapshot().lost), (3, 1));
         // A new track starting far away: no phantom losses.
         c.restart_sequence();
         for seq in [40_000u16, 40_001, 40_002] {
-            c.on_packet(seq, true, &[0; 10], 0);
+            c.on_packet(seq, true, &[0; 10], 0, None);
         }
         let s = c.snapshot();
         assert_eq!((s.packets, s.bytes, s.frames, s.lost), (6, 60, 6, 1));
@@ -207,8 +236,8 @@ mod tests {
         c.restart_sequence();
         c.restart_sequence();
         assert_eq!(c.snapshot().lost, 1);
-        c.on_packet(7, true, &[], 0);
-        c.on_packet(9, true, &[], 0);
+        c.on_packet(7, true, &[], 0, None);
+        c.on_packet(9, true, &[], 0, None);
         assert_eq!((c.snapshot().packets, c.snapshot().lost), (8, 2));
         c.reset();
         assert_eq!(c.snapshot(), TrackStats::default());

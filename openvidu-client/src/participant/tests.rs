@@ -56,19 +56,23 @@ fn counters_count_frames_losses_across_a_wrap_and_latency() {
     let payload = synthetic::vp8_payload(true, true, 100, 1_000_000);
     for seq in [65_533u16, 65_534, 65_535, 1, 2] {
         // 0 is lost
-        c.on_packet(seq, true, &payload, 1_000_250);
+        c.on_packet(seq, true, &payload, 1_000_250, Some(1_000_040));
     }
-    c.on_packet(65_535, true, &payload, 1_000_500); // a late duplicate does not move the window
+    // A late duplicate does not move the window; its arrival at the socket is unknown.
+    c.on_packet(65_535, true, &payload, 1_000_500, None);
     let s = c.snapshot();
     assert_eq!((s.packets, s.frames, s.keyframes), (6, 6, 6));
     assert_eq!(s.lost, 0, "6 packets over a span of 6 sequence numbers (one duplicate hides the loss)");
     assert_eq!(s.latency.len(), 6);
     assert_eq!(s.latency_percentile(0.0), Some(Duration::from_micros(250)));
     assert_eq!(s.latency_percentile(1.0), Some(Duration::from_micros(500)));
+    // To the socket: the five packets whose arrival is known, without the wait in the process.
+    assert_eq!(s.socket_latency.len(), 5);
+    assert_eq!(s.socket_latency_percentile(1.0), Some(Duration::from_micros(40)));
 
     let mut a = TrackCounter::new(Kind::Audio);
     for seq in [10u16, 11, 15] {
-        a.on_packet(seq, false, &synthetic::opus_payload(60, 1), 2);
+        a.on_packet(seq, false, &synthetic::opus_payload(60, 1), 2, None);
     }
     let s = a.snapshot();
     assert_eq!((s.packets, s.frames, s.lost, s.bytes), (3, 3, 3, 180));
