@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use webrtc::runtime::{
     AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime, TokioRuntime,
@@ -82,7 +82,7 @@ impl Arrivals {
 /// The SSRC and sequence number of an SRTP packet (its header is in the clear); `None` for
 /// anything else on the socket: STUN, DTLS (RFC 7983: an RTP or RTCP packet's first byte is
 /// 128–191) and RTCP (RFC 5761: packet types 192–223 in the second byte).
-pub(crate) fn rtp_key(datagram: &[u8]) -> Option<(u32, u16)> {
+fn rtp_key(datagram: &[u8]) -> Option<(u32, u16)> {
     let header = datagram.get(..12)?;
     if !(128..=191).contains(&header[0]) || (192..=223).contains(&header[1]) {
         return None;
@@ -138,10 +138,6 @@ impl Runtime for ArrivalRuntime {
         host: &'a str,
     ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
         TokioRuntime.resolve_host(host)
-    }
-
-    fn now(&self) -> Instant {
-        TokioRuntime.now()
     }
 
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
