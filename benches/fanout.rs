@@ -9,7 +9,8 @@
 //! `-- --subscribers 1,10,50,100 --seconds 5 --warmup 3 --fps 30 --packet-size 1000` to change
 //! the load; the window opens `--warmup` seconds after every subscriber receives; `--rooms 20x8`
 //! adds a row for 20 sessions of 8 participants each publishing and subscribing to the others,
-//! prefixed `rooms 20x8`, whose N is the number of subscriptions).
+//! prefixed `rooms 20x8`, whose N is the number of subscriptions; `--pin` runs the server of the
+//! 1 → N rows on one CPU of its own and the bots on the others, see `support::Pinning`).
 //! It uses `target/release/openvidu-server`, building it with
 //! `cargo build --release -p openvidu-server` when missing (or pass `--server-bin PATH`). Each N
 //! gets a fresh server on plain HTTP (`OPENVIDU_HTTPS=false`, `HTTPS_PORT=0`). The bots share
@@ -26,8 +27,8 @@ use openvidu::client::{OpenVidu, SessionProperties};
 mod support;
 
 use support::{
-    FanoutArgs, FanoutRow, FanoutSubscriber, SECRET, ServerProcess, Tally, fanout_args, in_batches, measure_window,
-    print_fanout_header, print_fanout_row, server_binary, subscribers_of,
+    FanoutArgs, FanoutRow, FanoutSubscriber, Pinning, SECRET, ServerProcess, Tally, fanout_args, in_batches,
+    measure_window, print_fanout_header, print_fanout_row, server_binary, subscribers_of,
 };
 
 impl FanoutSubscriber for Participant {
@@ -47,8 +48,8 @@ impl FanoutSubscriber for Participant {
     }
 }
 
-async fn measure(bin: &Path, n: usize, a: &FanoutArgs) -> FanoutRow {
-    let server = ServerProcess::start(bin, &[]);
+async fn measure(bin: &Path, n: usize, a: &FanoutArgs, pinning: Option<&Pinning>) -> FanoutRow {
+    let server = ServerProcess::start_pinned(bin, &[], pinning);
     let rest = OpenVidu::new(&server.url, SECRET).expect("a REST client");
     let session = rest
         .create_session(SessionProperties::builder().custom_session_id(format!("fanout{n}")).build())
@@ -130,20 +131,33 @@ fn main() {
     let a = fanout_args();
     let bin = server_binary(a.server_bin.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let pinning = if a.pin { Pinning::split() } else { None };
+    if let Some(p) = &pinning {
+        p.pin_bots();
+    }
     println!(
-        "fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, server {}",
+        "fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, server {}{}",
         a.fps,
         a.packet_size,
         a.seconds,
-        bin.display()
+        bin.display(),
+        pinning.as_ref().map(|p| format!(", {}", p.describe())).unwrap_or_default(),
     );
+    if a.pin && pinning.is_none() {
+        println!("note: --pin needs two CPUs or more: not pinned");
+    }
     print_fanout_header("");
     let mut base = None;
     for &n in &a.subscribers {
-        let row = rt.block_on(measure(&bin, n, &a));
+        let row = rt.block_on(measure(&bin, n, &a, pinning.as_ref()));
         print_fanout_row("", &row, &mut base);
     }
     if let Some((m, k)) = a.rooms.filter(|(m, k)| *m > 0 && *k > 1) {
+        // Every participant of the rooms publishes: more bots than one core carries, so the
+        // rooms share every core with the server.
+        if let Some(p) = &pinning {
+            p.unpin();
+        }
         // N = subscriptions; "vs N=1" compares with the first row above.
         let row = rt.block_on(measure_rooms(&bin, m, k, &a));
         print_fanout_row(&format!("rooms {m}x{k}"), &row, &mut base);

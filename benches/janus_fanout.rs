@@ -10,10 +10,11 @@
 //! and `--janus-bin PATH`, `--event-loops K`). Needs `janus` (Debian: `apt-get install janus`);
 //! without it the harness prints `janus: not measured` and exits successfully.
 //!
-//! Janus runs tuned for this load: `event_loops` = this machine's cores (handles share a pool
+//! Janus runs tuned for this load: `event_loops` = the cores it runs on (handles share a pool
 //! of event-loop threads; `janus.jcfg`'s option to limit threads), which halved its CPU per
-//! packet at N = 100 on 2 cores. `--event-loops 0` gives Janus's default instead, one loop (thread) per
-//! handle; `--event-loops K` any other pool.
+//! packet at N = 100 on 2 cores. With `--pin` (as `fanout`'s) Janus runs on one CPU of its own,
+//! with one event loop, and the bots on the others. `--event-loops 0` gives Janus's default
+//! instead, one loop (thread) per handle; `--event-loops K` any other pool.
 //!
 //! Each N gets a fresh `janus` with a generated configuration in a temporary folder: only the
 //! VideoRoom plugin and the HTTP transport (on a free loopback port), no event handlers or
@@ -40,8 +41,8 @@ use tokio::sync::oneshot;
 mod support;
 
 use support::{
-    FanoutArgs, FanoutRow, FanoutSubscriber, Tally, fanout_args, in_batches, measure_window, print_fanout_header,
-    print_fanout_row,
+    FanoutArgs, FanoutRow, FanoutSubscriber, Pinning, Tally, fanout_args, in_batches, measure_window,
+    print_fanout_header, print_fanout_row,
 };
 
 /// The room every N uses (each N has its own Janus).
@@ -79,10 +80,9 @@ fn janus_binary() -> Option<PathBuf> {
 }
 
 /// Janus's shared event loops: `--event-loops K` (0: none, one loop per handle), else one per
-/// core.
-fn event_loops() -> Option<u32> {
+/// core it runs on (`cores`).
+fn event_loops(cores: u32) -> Option<u32> {
     let v: Vec<String> = std::env::args().collect();
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
     let k = v.windows(2).find(|w| w[0] == "--event-loops").and_then(|w| w[1].parse().ok()).unwrap_or(cores);
     (k > 0).then_some(k)
 }
@@ -145,7 +145,7 @@ struct JanusProcess {
 }
 
 impl JanusProcess {
-    fn start(bin: &Path, ip: Ipv4Addr, event_loops: Option<u32>) -> Self {
+    fn start(bin: &Path, ip: Ipv4Addr, event_loops: Option<u32>, pinning: Option<&Pinning>) -> Self {
         let folder = tempfile::tempdir().expect("a temporary folder");
         let dir = folder.path();
         let lib = janus_lib_dir(bin).expect("Janus's library folder, with plugins/libjanus_videoroom.so");
@@ -179,7 +179,11 @@ impl JanusProcess {
         std::fs::write(dir.join("janus.transport.http.jcfg"), http).expect("the HTTP transport's configuration");
         std::fs::write(dir.join("janus.plugin.videoroom.jcfg"), "general: {\n}\n").expect("the plugin's configuration");
         let log = std::fs::File::create(dir.join("janus.log")).expect("a log file");
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if let Some(p) = pinning {
+            p.pin_server(&mut command);
+        }
+        let child = command
             .arg("-F")
             .arg(dir)
             .arg("-C")
@@ -376,8 +380,15 @@ async fn subscribe(janus: &JanusSession, feed: u64, ip: Ipv4Addr) -> RawSubscrib
     subscriber
 }
 
-async fn measure(bin: &Path, ip: Ipv4Addr, n: usize, a: &FanoutArgs, loops: Option<u32>) -> FanoutRow {
-    let process = JanusProcess::start(bin, ip, loops);
+async fn measure(
+    bin: &Path,
+    ip: Ipv4Addr,
+    n: usize,
+    a: &FanoutArgs,
+    loops: Option<u32>,
+    pinning: Option<&Pinning>,
+) -> FanoutRow {
+    let process = JanusProcess::start(bin, ip, loops, pinning);
     // reqwest is built without a default TLS provider; plain HTTP still needs one installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
@@ -440,20 +451,33 @@ fn main() {
         println!("janus: not measured");
         return;
     };
-    let loops = event_loops();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let pinning = if a.pin { Pinning::split() } else { None };
+    if let Some(p) = &pinning {
+        p.pin_bots();
+    }
+    // Pinned, Janus has one core: one event loop, as openvidu-server has one media thread.
+    let cores = match &pinning {
+        Some(_) => 1,
+        None => std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2),
+    };
+    let loops = event_loops(cores);
     println!(
-        "janus fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, {} ({version}), ICE on {ip}, {}",
+        "janus fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, {} ({version}), ICE on {ip}, {}{}",
         a.fps,
         a.packet_size,
         a.seconds,
         bin.display(),
         loops.map(|k| format!("{k} event loops")).unwrap_or_else(|| "one event loop per handle".into()),
+        pinning.as_ref().map(|p| format!(", {}", p.describe())).unwrap_or_default(),
     );
+    if a.pin && pinning.is_none() {
+        println!("note: --pin needs two CPUs or more: not pinned");
+    }
     print_fanout_header("janus");
     let mut base = None;
     for &n in &a.subscribers {
-        let row = rt.block_on(measure(&bin, ip, n, &a, loops));
+        let row = rt.block_on(measure(&bin, ip, n, &a, loops, pinning.as_ref()));
         print_fanout_row("janus", &row, &mut base);
     }
 }

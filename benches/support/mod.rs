@@ -63,8 +63,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `bin` on plain HTTP, port 0, with `env` on top of the defaults.
     pub fn start(bin: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_pinned(bin, env, None)
+    }
+
+    /// [`start`](Self::start), on the server's CPU of `pinning` if given.
+    pub fn start_pinned(bin: &Path, env: &[(&str, &str)], pinning: Option<&Pinning>) -> Self {
         let logs = tempfile::NamedTempFile::new().expect("a log file");
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if let Some(p) = pinning {
+            p.pin_server(&mut command);
+        }
+        let mut child = command
             .env("OPENVIDU_SECRET", SECRET)
             .env("OPENVIDU_HTTPS", "false")
             .env("HTTPS_PORT", "0")
@@ -163,6 +172,9 @@ pub struct FanoutArgs {
     /// `--rooms MxK`: also M sessions of K participants, each publishing and subscribing to the
     /// others (fanout only).
     pub rooms: Option<(usize, usize)>,
+    /// `--pin`: the server on a CPU of its own and the bots on the others ([`Pinning`]), for
+    /// the 1 → N rows.
+    pub pin: bool,
 }
 
 /// The fan-out options from the command line.
@@ -175,8 +187,10 @@ pub fn fanout_args() -> FanoutArgs {
         packet_size: 1000,
         server_bin: None,
         rooms: None,
+        pin: false,
     };
     let v: Vec<String> = std::env::args().collect();
+    a.pin = v.iter().any(|arg| arg == "--pin");
     for w in v.windows(2) {
         match w[0].as_str() {
             "--subscribers" => {
@@ -197,6 +211,91 @@ pub fn fanout_args() -> FanoutArgs {
         }
     }
     a
+}
+
+/// The server under test on one CPU of its own, the bots (this process) on the others.
+///
+/// Unpinned, the server's threads and the bots' share every core: a copy of a packet waits
+/// while a bot's thread runs on the core the server's media thread was on, and the latency
+/// and CPU measured are those of two programs preempting each other. Pinned, the two sides
+/// run as they would on separate machines, with this machine's cores split between them.
+#[derive(Clone, Debug)]
+pub struct Pinning {
+    /// The server's CPU: the last one this process may run on.
+    pub server: usize,
+    /// The bots' CPUs: the others.
+    pub bots: Vec<usize>,
+    all: Vec<usize>,
+}
+
+impl Pinning {
+    /// Splits the CPUs this process may run on; `None` with fewer than two.
+    pub fn split() -> Option<Self> {
+        // SAFETY: `cpu_set_t` is plain old data; all-zero is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid, writable `cpu_set_t` of the size given.
+        if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+            return None;
+        }
+        // SAFETY: `set` was filled in by the kernel; the index is below CPU_SETSIZE.
+        let all: Vec<usize> =
+            (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
+        let (&server, bots) = all.split_last()?;
+        (!bots.is_empty()).then(|| Self { server, bots: bots.to_vec(), all: all.clone() })
+    }
+
+    /// Pins every thread of this process to the bots' CPUs (threads it starts later inherit it).
+    pub fn pin_bots(&self) {
+        set_process_affinity(&self.bots);
+    }
+
+    /// Lets every thread of this process run on any of its CPUs again.
+    pub fn unpin(&self) {
+        set_process_affinity(&self.all);
+    }
+
+    /// Makes the process `command` starts run on the server's CPU only.
+    pub fn pin_server(&self, command: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        let set = cpu_set(&[self.server]);
+        // SAFETY: the closure runs in the child between fork and exec, and only makes one
+        // system call on a set copied into it.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// "server on CPU 1, bots on CPU 0", for the harnesses' headings.
+    pub fn describe(&self) -> String {
+        let bots: Vec<String> = self.bots.iter().map(usize::to_string).collect();
+        format!("server pinned to CPU {}, bots to CPU {}", self.server, bots.join(","))
+    }
+}
+
+fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
+    // SAFETY: `cpu_set_t` is plain old data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+        // SAFETY: `c` is below CPU_SETSIZE, inside `set`.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    set
+}
+
+/// Sets the affinity of every thread of this process (`sched_setaffinity` is per thread).
+fn set_process_affinity(cpus: &[usize]) {
+    let set = cpu_set(cpus);
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    for tid in tasks.filter_map(Result::ok).filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok()) {
+        // SAFETY: `set` is a valid `cpu_set_t` of the size given; a thread that has exited
+        // meanwhile makes the call fail, which is fine.
+        unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    }
 }
 
 /// What the subscribers of a window received.
