@@ -131,21 +131,15 @@ fn main() {
     let a = fanout_args();
     let bin = server_binary(a.server_bin.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    let pinning = if a.pin { Pinning::split() } else { None };
-    if let Some(p) = &pinning {
-        p.pin_bots();
-    }
+    let pinning = Pinning::from_args(&a);
     println!(
         "fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, server {}{}",
         a.fps,
         a.packet_size,
         a.seconds,
         bin.display(),
-        pinning.as_ref().map(|p| format!(", {}", p.describe())).unwrap_or_default(),
+        Pinning::heading(pinning.as_ref()),
     );
-    if a.pin && pinning.is_none() {
-        println!("note: --pin needs two CPUs or more: not pinned");
-    }
     print_fanout_header("");
     let mut base = None;
     for &n in &a.subscribers {

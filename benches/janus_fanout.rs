@@ -452,10 +452,7 @@ fn main() {
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    let pinning = if a.pin { Pinning::split() } else { None };
-    if let Some(p) = &pinning {
-        p.pin_bots();
-    }
+    let pinning = Pinning::from_args(&a);
     // Pinned, Janus has one core: one event loop, as openvidu-server has one media thread.
     let cores = match &pinning {
         Some(_) => 1,
@@ -469,11 +466,8 @@ fn main() {
         a.seconds,
         bin.display(),
         loops.map(|k| format!("{k} event loops")).unwrap_or_else(|| "one event loop per handle".into()),
-        pinning.as_ref().map(|p| format!(", {}", p.describe())).unwrap_or_default(),
+        Pinning::heading(pinning.as_ref()),
     );
-    if a.pin && pinning.is_none() {
-        println!("note: --pin needs two CPUs or more: not pinned");
-    }
     print_fanout_header("janus");
     let mut base = None;
     for &n in &a.subscribers {

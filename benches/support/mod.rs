@@ -241,7 +241,22 @@ impl Pinning {
         let all: Vec<usize> =
             (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
         let (&server, bots) = all.split_last()?;
-        (!bots.is_empty()).then(|| Self { server, bots: bots.to_vec(), all: all.clone() })
+        let bots = bots.to_vec();
+        (!bots.is_empty()).then_some(Self { server, bots, all })
+    }
+
+    /// The pinning `--pin` asks for, with this process's threads already on the bots' CPUs;
+    /// `None` without `--pin`, or (with a note) on fewer than two CPUs.
+    pub fn from_args(a: &FanoutArgs) -> Option<Self> {
+        if !a.pin {
+            return None;
+        }
+        let pinning = Self::split();
+        match &pinning {
+            Some(p) => p.pin_bots(),
+            None => println!("note: --pin needs two CPUs or more: not pinned"),
+        }
+        pinning
     }
 
     /// Pins every thread of this process to the bots' CPUs (threads it starts later inherit it).
@@ -270,10 +285,12 @@ impl Pinning {
         }
     }
 
-    /// "server on CPU 1, bots on CPU 0", for the harnesses' headings.
-    pub fn describe(&self) -> String {
-        let bots: Vec<String> = self.bots.iter().map(usize::to_string).collect();
-        format!("server pinned to CPU {}, bots to CPU {}", self.server, bots.join(","))
+    /// ", server pinned to CPU 1, bots to CPU 0" of `pinning`, or nothing: the end of the
+    /// harnesses' headings.
+    pub fn heading(pinning: Option<&Self>) -> String {
+        let Some(p) = pinning else { return String::new() };
+        let bots: Vec<String> = p.bots.iter().map(usize::to_string).collect();
+        format!(", server pinned to CPU {}, bots to CPU {}", p.server, bots.join(","))
     }
 }
 
