@@ -31,6 +31,11 @@ impl RedisProcess {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A plain connection to it, to read or change what the store keeps behind its back.
+    async fn raw(&self) -> ::redis::aio::MultiplexedConnection {
+        ::redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    }
+
     /// Kills the server (its data is gone).
     pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -178,7 +183,7 @@ async fn a_version_of_the_expected_number_by_another_writer_is_stale() {
     let c = Connection::pending(ids.connection_id(), sid.clone(), 3, ConnectionProperties::default(), None);
     a.create_connection(c.clone(), ids.token_id()).await.unwrap();
     let key = format!("ov:session:{sid}");
-    let mut raw = ::redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut raw = redis.raw().await;
     let expected_by_a: u64 = ::redis::cmd("HGET").arg(&key).arg("v").query_async(&mut raw).await.unwrap();
 
     // b removes the connection; its version is then given the number a expects.
@@ -200,7 +205,7 @@ async fn a_version_of_the_expected_number_by_another_writer_is_stale() {
 #[tokio::test]
 async fn the_write_script_sets_and_deletes_more_fields_than_one_slice() {
     let redis = RedisProcess::start();
-    let mut raw = ::redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut raw = redis.raw().await;
     let script = ::redis::Script::new(include_str!("write.lua"));
     let key = "ov:session:many";
     // More values than Lua's unpack takes at once (about 8000), in both directions.
@@ -386,8 +391,7 @@ async fn a_forgotten_script_is_loaded_again() {
     let store = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
     let ids = SequentialIds::default();
     let (sid, _) = session_with_token(&store, &ids).await;
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut con = redis.raw().await;
     let () = ::redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut con).await.unwrap();
     let conn = Connection::pending(ids.connection_id(), sid.clone(), 3, ConnectionProperties::default(), None);
     store.create_connection(conn.clone(), ids.token_id()).await.unwrap();
@@ -478,8 +482,7 @@ async fn an_unreachable_redis_fails_at_connect() {
 async fn replies_of_the_wrong_shape_are_errors() {
     let redis = RedisProcess::start();
     let store = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let mut raw = redis.raw().await;
     let ids = SequentialIds::default();
 
     let wrong_type = ids.session_id();
@@ -519,6 +522,36 @@ async fn replies_of_the_wrong_shape_are_errors() {
     let _: () = ::redis::cmd("SADD").arg("ov:sessions").arg("not an id").query_async(&mut raw).await.unwrap();
     assert!(matches!(store.sessions().await, Err(StoreError::Unavailable(_))));
     assert!(matches!(store.remove_inactive_sessions(u64::MAX).await, Err(StoreError::Unavailable(_))));
+}
+
+/// A session whose key Redis refuses at write time (another type, set behind the store's back
+/// after the store last saw it) fails alone: the other session of the same round is written.
+#[tokio::test]
+async fn a_refused_session_fails_alone_in_its_round() {
+    let redis = RedisProcess::start();
+    let store = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    let mut raw = redis.raw().await;
+    let ids = SequentialIds::default();
+    let (good, bad) = (ids.session_id(), ids.session_id());
+    for sid in [&good, &bad] {
+        store.create_session(Session::new(sid.clone(), 1, SessionProperties::default())).await.unwrap();
+        // Written once, so that the store holds its view and writes without reading first.
+        store.set_recording(sid, true).await.unwrap();
+    }
+    let _: () = ::redis::cmd("DEL").arg(format!("ov:session:{bad}")).query_async(&mut raw).await.unwrap();
+    let _: () = ::redis::cmd("SET").arg(format!("ov:session:{bad}")).arg("x").query_async(&mut raw).await.unwrap();
+
+    // Polled together on this (current-thread) runtime: both are queued before the committing
+    // task runs, so they make one round.
+    let (g, b) = tokio::join!(store.set_recording(&good, false), store.set_recording(&bad, false));
+    assert!(matches!(g, Ok(true)), "{g:?}");
+    assert!(matches!(b, Err(StoreError::Unavailable(_))), "{b:?}");
+
+    let other = RedisStore::connect(&redis.url(), "ov:").await.unwrap();
+    assert!(!other.session(&good).await.unwrap().unwrap().session.recording, "the good session was written");
+    // The refused one stays refused (read anew), and the good one goes on.
+    assert!(matches!(store.set_recording(&bad, true).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.set_recording(&good, true).await, Ok(false)));
 }
 
 fn dummy_publisher(ids: &SequentialIds) -> openvidu_core::model::Publisher {
