@@ -284,29 +284,34 @@ fn main() {
         // so its peak needs more calls in flight than the in-memory store's.
         let peak = |rows: &[Report]| rows.iter().map(|r| r.rps).fold(0.0, f64::max);
         let conn_rps = peak(&memory_rows);
-        // With `--only-redis` there is no in-memory level: no goal to read, no ratio to give.
-        if !a.only_redis {
+        // Without in-memory levels (`--only-redis`) there is no goal to read and no ratio to give.
+        let with_memory = !memory_rows.is_empty();
+        if with_memory {
             println!(
                 "goal: >= 20000 connection creations/s on this machine (peak of the levels, {conn_rps:.0}): {}",
                 if conn_rps >= 20_000.0 { "MET" } else { "NOT MET" }
             );
         }
-        for (i, memory) in memory_rows.iter().enumerate() {
-            if i > 0 {
+        for (i, &(times, ..)) in levels.iter().enumerate() {
+            let memory = memory_rows.get(i);
+            if i > 0
+                && let Some(memory) = memory
+            {
                 memory.print(Some(base.rps));
             }
-            // Without Redis, the in-memory rows alone.
+            // Without Redis, the in-memory rows alone; without in-memory, the Redis rows alone.
             let Some(in_redis) = redis_rows.get(i) else { continue };
             in_redis.print(Some(base.rps));
+            let Some(memory) = memory else { continue };
             println!(
                 "redis/in-memory connection creation, {} clients: {:.2} ({:.0} / {:.0} req/s)",
-                levels[i].0 * a.clients,
+                times * a.clients,
                 in_redis.rps / memory.rps.max(1.0),
                 in_redis.rps,
                 memory.rps
             );
         }
-        if !redis_rows.is_empty() && !a.only_redis {
+        if !redis_rows.is_empty() && with_memory {
             let (peak_redis, peak_memory) = (peak(&redis_rows), conn_rps);
             let ratio = peak_redis / peak_memory.max(1.0);
             println!(
