@@ -10,7 +10,7 @@ use openvidu_core::id::SessionId;
 use openvidu_core::wire::ice::candidate_ufrag;
 use rand::Rng;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot};
+use rtc::interceptor::{NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot};
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::mpsc::UnboundedSender;
@@ -26,7 +26,7 @@ use crate::feedback::FeedbackMarker;
 use crate::forward::HISTORY_PACKETS;
 use crate::keyframe::KeyframeNeed;
 use crate::node::{EndpointId, IceCandidate, MediaError, MediaEvent};
-use crate::publisher::{InlineFanout, TrackFanout};
+use crate::publisher::{GapNackGenerator, InlineFanout, TrackFanout};
 use crate::transport::{AdvertisedAddrs, EndpointRuntime, MediaPath};
 
 /// Remote candidates kept per endpoint while its remote description is not set yet.
@@ -343,6 +343,10 @@ impl PeerConnectionEventHandler for EndpointHandler {
     }
 }
 
+/// How often a publisher's connection asks again for the packets it is missing, while some are
+/// (the crate's default).
+const NACK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The position of the last interceptor of every chain, after the crate's defaults.
 const FEEDBACK_SLOT: Slot = Slot::Custom(14_000);
 
@@ -357,7 +361,9 @@ fn ice_credential(len: usize) -> String {
 ///
 /// - A publisher receives: the receiving half of the crate's default chain (NACK generator, TWCC
 ///   receiver, receiver reports, and the header extensions they and simulcast need), without the
-///   NACK responder and the sender reports, which only act on what an endpoint sends.
+///   NACK responder and the sender reports, which only act on what an endpoint sends. The NACK
+///   generator is the crate's, in a [`GapNackGenerator`], which keeps its timer off while
+///   nothing is missing.
 /// - A subscriber sends, with `nack` and `nack pli` negotiated so that it asks for both. When the
 ///   fan-out sends its RTP itself (`direct`), the fan-out answers NACKs from the track's history
 ///   and counts what its sender reports say, and the chain has nothing to do; otherwise the chain
@@ -373,7 +379,7 @@ fn interceptors(role: &Role, media_engine: &mut RtcMediaEngine) -> Result<Regist
             configure_simulcast_extension_headers(media_engine).map_err(MediaError::webrtc)?;
             configure_twcc_receiver_only(Registry::new(), media_engine)
                 .map_err(MediaError::webrtc)?
-                .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+                .with(Slot::NackGenerator, GapNackGenerator::new(NACK_INTERVAL))
                 .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         }
         Role::Subscriber { direct, .. } => {

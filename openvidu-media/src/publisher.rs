@@ -27,8 +27,10 @@ use crate::sdp;
 use crate::transport::SendBatch;
 use openvidu_core::wire::ice::sdp_ice_ufrag;
 
+mod gap_nack;
 mod inline;
 
+pub(crate) use gap_nack::GapNackGenerator;
 pub(crate) use inline::InlineFanout;
 
 /// Packets buffered per tap (e.g. a recorder) before a slow one starts losing them.

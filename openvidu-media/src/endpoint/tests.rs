@@ -44,3 +44,194 @@ fn only_a_candidate_naming_another_ufrag_is_foreign() {
     assert_eq!(foreign_ufrag(None, &of("older")), None);
     assert_eq!(foreign_ufrag(Some("mine"), "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host"), None);
 }
+
+/// Two ICE agents of the `rtc` crate joined in memory, on a clock of their own: the node's
+/// (controlled, with the node's timeouts) and a client's (controlling, the crate's defaults).
+mod ice_pace {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use bytes::BytesMut;
+    use rtc::ice::agent::Agent;
+    use rtc::ice::agent::agent_config::AgentConfig;
+    use rtc::ice::candidate::CandidateConfig;
+    use rtc::ice::candidate::candidate_host::CandidateHostConfig;
+    use rtc::ice::mdns::MulticastDnsMode;
+    use rtc::ice::state::ConnectionState;
+    use rtc::ice::{Credentials, Event};
+    use rtc::sansio::Protocol;
+    use rtc::shared::{TransportContext, TransportMessage, TransportProtocol};
+
+    use crate::config::MediaConfig;
+
+    struct Side {
+        agent: Agent,
+        addr: SocketAddr,
+        state: ConnectionState,
+        /// Times its deadline came due: the wake-ups of the task that drives it.
+        wakes: usize,
+        /// STUN messages it sent.
+        sent: usize,
+        /// Whether what it sends reaches the other side.
+        heard: bool,
+        /// When it last received something.
+        received: Instant,
+    }
+
+    impl Side {
+        fn new(now: Instant, config: AgentConfig, port: u16) -> Self {
+            let config = AgentConfig { multicast_dns_mode: MulticastDnsMode::Disabled, ..config };
+            let provider = rtc::crypto::default_provider().expect("a crypto provider");
+            let mut agent = Agent::new(now, Arc::new(config), provider).expect("an agent");
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".into(),
+                    address: "127.0.0.1".into(),
+                    port,
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            agent.add_local_candidate(host.new_candidate_host().expect("a candidate")).expect("added");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            Self { agent, addr, state: ConnectionState::New, wakes: 0, sent: 0, heard: true, received: now }
+        }
+
+        fn candidate(&self) -> rtc::ice::candidate::Candidate {
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".into(),
+                    address: self.addr.ip().to_string(),
+                    port: self.addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            host.new_candidate_host().expect("a candidate")
+        }
+
+        fn events(&mut self) {
+            while let Some(e) = self.agent.poll_event() {
+                if let Event::ConnectionStateChange(state) = e.event {
+                    self.state = state;
+                }
+            }
+        }
+    }
+
+    /// Delivers what `from` sent to `to` (unless it is not heard): whether it sent anything.
+    fn deliver(now: Instant, from: &mut Side, to: &mut Side) -> bool {
+        let mut moved = false;
+        while let Some(out) = from.agent.poll_write() {
+            moved = true;
+            from.sent += 1;
+            if !from.heard {
+                continue;
+            }
+            let transport = TransportContext {
+                local_addr: to.addr,
+                peer_addr: from.addr,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            };
+            let message = BytesMut::from(&out.message[..]);
+            to.agent.handle_read(TransportMessage { now, transport, message }).expect("read");
+            to.received = now;
+        }
+        moved
+    }
+
+    /// Delivers what each side sent to the other, until neither sends.
+    fn exchange(now: Instant, a: &mut Side, b: &mut Side) {
+        loop {
+            let moved = deliver(now, a, b) | deliver(now, b, a);
+            a.events();
+            b.events();
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Runs both agents' timers until `until`, in order, delivering what they send.
+    fn run(now: &mut Instant, until: Instant, a: &mut Side, b: &mut Side) {
+        loop {
+            exchange(*now, a, b);
+            let next = [a.agent.poll_timeout(), b.agent.poll_timeout()].into_iter().flatten().min();
+            let Some(next) = next.filter(|&next| next <= until) else {
+                *now = until;
+                return;
+            };
+            *now = next.max(*now);
+            for side in [&mut *a, &mut *b] {
+                if side.agent.poll_timeout().is_some_and(|due| due <= *now) {
+                    side.wakes += 1;
+                    side.agent.handle_timeout(*now).expect("timeout");
+                }
+            }
+        }
+    }
+
+    /// The node's agent with the node's timeouts, and a client's with the crate's defaults, connected.
+    fn connected() -> (Instant, Side, Side) {
+        let config = MediaConfig::default();
+        let mut now = Instant::now();
+        let node_config = AgentConfig {
+            disconnected_timeout: Some(config.ice_disconnected_timeout),
+            failed_timeout: Some(config.ice_failed_timeout),
+            check_interval: super::ICE_CHECK_INTERVAL,
+            ..Default::default()
+        };
+        let mut node = Side::new(now, node_config, 40_000);
+        let mut client = Side::new(now, AgentConfig::default(), 40_001);
+        node.agent.add_remote_candidate(client.candidate()).expect("remote candidate");
+        client.agent.add_remote_candidate(node.candidate()).expect("remote candidate");
+        let Credentials { ufrag, pwd } = client.agent.get_local_credentials().clone();
+        node.agent.start_connectivity_checks(now, false, ufrag, pwd).expect("started");
+        let Credentials { ufrag, pwd } = node.agent.get_local_credentials().clone();
+        client.agent.start_connectivity_checks(now, true, ufrag, pwd).expect("started");
+        let until = now + Duration::from_secs(3);
+        run(&mut now, until, &mut node, &mut client);
+        assert_eq!((node.state, client.state), (ConnectionState::Connected, ConnectionState::Connected));
+        (now, node, client)
+    }
+
+    /// The patch of `vendor/rtc-ice`: connected, the node's agent wakes its connection once a second
+    /// (the crate ticked every 200 ms), its consent checks still leave every 2 s and the connection
+    /// stays up.
+    #[test]
+    fn a_connected_agent_of_the_node_ticks_once_a_second() {
+        let (mut now, mut node, mut client) = connected();
+        (node.wakes, node.sent, client.wakes, client.sent) = (0, 0, 0, 0);
+        let until = now + Duration::from_secs(20);
+        run(&mut now, until, &mut node, &mut client);
+        assert!((18..=21).contains(&node.wakes), "{} wake-ups in 20 s", node.wakes);
+        // Its consent checks, one every 2 s at least, and its answers to the client's.
+        assert!(node.sent >= 10, "{} STUN messages in 20 s", node.sent);
+        assert_eq!((node.state, client.state), (ConnectionState::Connected, ConnectionState::Connected));
+    }
+
+    /// Ticking less, the node still notices a silent client within a fifth of the disconnected
+    /// timeout (5 s): disconnected after 5 to 6 s.
+    #[test]
+    fn a_silent_client_is_disconnected_within_a_fifth_of_the_timeout() {
+        let (mut now, mut node, mut client) = connected();
+        client.heard = false;
+        let mut disconnected_at = None;
+        while now < node.received + Duration::from_secs(10) && disconnected_at.is_none() {
+            let until = now + Duration::from_millis(50);
+            run(&mut now, until, &mut node, &mut client);
+            if node.state == ConnectionState::Disconnected {
+                disconnected_at = Some(now);
+            }
+        }
+        let after = disconnected_at.expect("disconnected") - node.received;
+        assert!(
+            after > Duration::from_secs(5) && after <= Duration::from_secs(6) + Duration::from_millis(50),
+            "{after:?}"
+        );
+    }
+}
