@@ -18,6 +18,7 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -182,6 +183,8 @@ fn mark_pli_and_remb(msg: &mut TaggedPacket) -> bool {
 pub struct Wire {
     /// RTCP sender reports: (SSRC, packet count, RTP time), in order.
     pub sender_reports: Mutex<Vec<(u32, u32, u32)>>,
+    /// The (SSRC, sequence number) pairs that NACKs asked for, in order.
+    pub nacked: Mutex<Vec<(u32, u16)>>,
 }
 
 impl Wire {
@@ -189,6 +192,10 @@ impl Wire {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for sr in packets.iter().filter_map(|p| p.as_any().downcast_ref::<SenderReport>()) {
                 self.sender_reports.lock().unwrap().push((sr.ssrc, sr.packet_count, sr.rtp_time));
+            }
+            for nack in packets.iter().filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>()) {
+                let asked = nack.nacks.iter().flat_map(|pair| pair.packet_list()).map(|seq| (nack.media_ssrc, seq));
+                self.nacked.lock().unwrap().extend(asked);
             }
         }
         true

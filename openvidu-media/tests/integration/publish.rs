@@ -1,6 +1,9 @@
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use openvidu_media::{EndpointId, MediaNode};
+use rtc::rtp;
+use webrtc::media_stream::track_local::TrackLocal;
 
 use crate::support::*;
 
@@ -24,6 +27,38 @@ async fn a_published_stream_connects_and_its_media_reaches_the_node() {
 
     let load = h.node.load().await;
     assert_eq!((load.routers, load.publishers, load.subscribers), (1, 1, 0));
+}
+
+/// The node asks a publisher again for the video packets it did not get, and for nothing else
+/// (the crate's NACK generator in `GapNackGenerator`, in the publisher's connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_asks_a_publisher_again_for_the_video_packets_it_missed() {
+    let h = Harness::new().await;
+    let stream = stream("str_CAM_Gaps_con_Pub");
+    let publisher = TestPublisher::publish(&h, &stream).await;
+    eventually("publisher Connected event", || h.connected(&EndpointId::Publisher(stream.clone()))).await;
+    eventually("client connected", || publisher.peer.is_connected()).await;
+
+    let missed = [1020u16, 1021];
+    for seq in (1000u16..1060).filter(|seq| !missed.contains(seq)) {
+        let header = rtp::header::Header {
+            version: 2,
+            marker: true,
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 3000,
+            ssrc: VIDEO_SSRC,
+            ..Default::default()
+        };
+        let packet =
+            rtc::rtp::Packet { header, payload: payload(rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video, seq) };
+        publisher.video.write_rtp(packet).await.expect("sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let asked = || publisher.peer.wire.nacked.lock().unwrap().clone();
+    eventually("NACKs for the two missed packets", || missed.iter().all(|seq| asked().contains(&(VIDEO_SSRC, *seq))))
+        .await;
+    assert!(asked().iter().all(|(ssrc, seq)| *ssrc == VIDEO_SSRC && missed.contains(seq)), "{:?}", asked());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
