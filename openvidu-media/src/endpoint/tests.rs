@@ -83,22 +83,15 @@ mod ice_pace {
         fn new(now: Instant, config: AgentConfig, port: u16) -> Self {
             let config = AgentConfig { multicast_dns_mode: MulticastDnsMode::Disabled, ..config };
             let provider = rtc::crypto::default_provider().expect("a crypto provider");
-            let mut agent = Agent::new(now, Arc::new(config), provider).expect("an agent");
-            let host = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "udp".into(),
-                    address: "127.0.0.1".into(),
-                    port,
-                    component: 1,
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            agent.add_local_candidate(host.new_candidate_host().expect("a candidate")).expect("added");
+            let agent = Agent::new(now, Arc::new(config), provider).expect("an agent");
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            Self { agent, addr, state: ConnectionState::New, wakes: 0, sent: 0, heard: true, received: now }
+            let mut side =
+                Self { agent, addr, state: ConnectionState::New, wakes: 0, sent: 0, heard: true, received: now };
+            side.agent.add_local_candidate(side.candidate()).expect("added");
+            side
         }
 
+        /// Its one host candidate.
         fn candidate(&self) -> rtc::ice::candidate::Candidate {
             let host = CandidateHostConfig {
                 base_config: CandidateConfig {

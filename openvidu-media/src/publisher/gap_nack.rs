@@ -9,7 +9,7 @@
 //! the gap was seen (a packet only reordered has arrived by then), then one each interval while
 //! packets are missing.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{Interceptor, NackGeneratorBuilder, NackGeneratorInterceptor, Packet, StreamInfo, TaggedPacket};
@@ -21,8 +21,9 @@ pub(crate) struct GapNackGenerator {
     inner: NackGeneratorInterceptor,
     /// The generator's interval: the first tick after a gap waits at least this long.
     interval: Duration,
-    /// The highest sequence number seen per SSRC.
-    highest: HashMap<u32, u16>,
+    /// The highest sequence number seen per SSRC (a publisher has two or three: a scan is cheaper
+    /// than hashing, on every packet).
+    highest: Vec<(u32, u16)>,
     /// When the generator is next to look for missing packets; `None` while nothing is missing.
     due: Option<Instant>,
     /// What the generator wrote at the last tick, held so that whether it wrote anything is known.
@@ -34,14 +35,14 @@ impl GapNackGenerator {
     /// while some are missing.
     pub(crate) fn new(interval: Duration) -> Self {
         let inner = NackGeneratorBuilder::new().with_interval(interval).build();
-        Self { inner, interval, highest: HashMap::new(), due: None, written: VecDeque::new() }
+        Self { inner, interval, highest: Vec::new(), due: None, written: VecDeque::new() }
     }
 
     /// Notes `seq` of `ssrc`: true when it leaves a gap behind it (it is ahead of the highest
     /// seen by more than one; a packet behind the highest fills a gap or is a duplicate).
     fn leaves_gap(&mut self, ssrc: u32, seq: u16) -> bool {
-        let Some(highest) = self.highest.get_mut(&ssrc) else {
-            self.highest.insert(ssrc, seq);
+        let Some((_, highest)) = self.highest.iter_mut().find(|(known, _)| *known == ssrc) else {
+            self.highest.push((ssrc, seq));
             return false;
         };
         let ahead = seq.wrapping_sub(*highest);
@@ -129,7 +130,7 @@ impl Interceptor for GapNackGenerator {
     }
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
-        self.highest.remove(&info.ssrc);
+        self.highest.retain(|(ssrc, _)| *ssrc != info.ssrc);
         self.inner.unbind_remote_stream(info);
     }
 }
