@@ -73,6 +73,8 @@ mod ice_pace {
         wakes: usize,
         /// STUN messages it sent.
         sent: usize,
+        /// Of those, Binding requests (its own checks; the rest are answers to the other side's).
+        requests: usize,
         /// Whether what it sends reaches the other side.
         heard: bool,
         /// When it last received something.
@@ -85,8 +87,16 @@ mod ice_pace {
             let provider = rtc::crypto::default_provider().expect("a crypto provider");
             let agent = Agent::new(now, Arc::new(config), provider).expect("an agent");
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut side =
-                Self { agent, addr, state: ConnectionState::New, wakes: 0, sent: 0, heard: true, received: now };
+            let mut side = Self {
+                agent,
+                addr,
+                state: ConnectionState::New,
+                wakes: 0,
+                sent: 0,
+                requests: 0,
+                heard: true,
+                received: now,
+            };
             side.agent.add_local_candidate(side.candidate()).expect("added");
             side
         }
@@ -121,6 +131,10 @@ mod ice_pace {
         while let Some(out) = from.agent.poll_write() {
             moved = true;
             from.sent += 1;
+            // A STUN message type of 0x0001: a Binding request.
+            if out.message.starts_with(&[0x00, 0x01]) {
+                from.requests += 1;
+            }
             if !from.heard {
                 continue;
             }
@@ -170,6 +184,11 @@ mod ice_pace {
 
     /// The node's agent with the node's timeouts, and a client's with the crate's defaults, connected.
     fn connected() -> (Instant, Side, Side) {
+        connected_to(AgentConfig::default())
+    }
+
+    /// The node's agent with the node's timeouts, and a client's with `client`, connected.
+    fn connected_to(client: AgentConfig) -> (Instant, Side, Side) {
         let config = MediaConfig::default();
         let mut now = Instant::now();
         let node_config = AgentConfig {
@@ -179,7 +198,7 @@ mod ice_pace {
             ..Default::default()
         };
         let mut node = Side::new(now, node_config, 40_000);
-        let mut client = Side::new(now, AgentConfig::default(), 40_001);
+        let mut client = Side::new(now, client, 40_001);
         node.agent.add_remote_candidate(client.candidate()).expect("remote candidate");
         client.agent.add_remote_candidate(node.candidate()).expect("remote candidate");
         let Credentials { ufrag, pwd } = client.agent.get_local_credentials().clone();
@@ -204,6 +223,31 @@ mod ice_pace {
         assert!((18..=21).contains(&node.wakes), "{} wake-ups in 20 s", node.wakes);
         // Its consent checks, one every 2 s at least, and its answers to the client's.
         assert!(node.sent >= 10, "{} STUN messages in 20 s", node.sent);
+        assert_eq!((node.state, client.state), (ConnectionState::Connected, ConnectionState::Connected));
+    }
+
+    /// The patch of `vendor/rtc-ice` (§2, RFC 8445 §7.3.1.4): connected, the node answers a
+    /// client's consent checks without sending one of its own on the pair each time (the crate did,
+    /// so each check of the client cost the node a second round trip); its own checks still leave
+    /// every 2 s. The client checks every 500 ms, as the participant client does.
+    #[test]
+    fn the_node_answers_a_clients_consent_checks_without_checks_of_its_own() {
+        let keepalive = Duration::from_millis(500);
+        let (mut now, mut node, mut client) = connected_to(AgentConfig {
+            keepalive_interval: Some(keepalive),
+            disconnected_timeout: Some(Duration::from_millis(1500)),
+            ..Default::default()
+        });
+        (node.sent, node.requests, client.sent, client.requests) = (0, 0, 0, 0);
+        let until = now + Duration::from_secs(20);
+        run(&mut now, until, &mut node, &mut client);
+        // The client's checks (every 500 to 600 ms), each answered by the node.
+        assert!((30..=41).contains(&client.requests), "the client's checks: {}", client.requests);
+        assert_eq!(node.sent - node.requests, client.requests, "the node's answers");
+        // The node's own consent checks, every 2 s (with the crate as published: one more per
+        // check of the client, 45 or so).
+        assert!((9..=11).contains(&node.requests), "{} checks of the node in 20 s", node.requests);
+        assert_eq!(client.sent - client.requests, node.requests, "the client's answers");
         assert_eq!((node.state, client.state), (ConnectionState::Connected, ConnectionState::Connected));
     }
 

@@ -558,8 +558,16 @@ impl ControlledSelector for Agent {
                     self.ping_candidate(now, local_index, remote_index);
                 }
             } else {
+                // OPENVIDU-PATCH (§2): https://tools.ietf.org/html/rfc8445#section-7.3.1.4
+                // "If the state of that pair is Succeeded, nothing further is done": a request
+                // on a pair whose own check already succeeded triggers no check of ours. The
+                // crate sent one for every request, so each consent check of the controlling
+                // peer cost a second round trip on the selected pair.
+                let succeeded = p.state == CandidatePairState::Succeeded;
                 self.send_binding_success(now, m, local_index, remote_index);
-                self.ping_candidate(now, local_index, remote_index);
+                if !succeeded {
+                    self.ping_candidate(now, local_index, remote_index);
+                }
             }
         }
     }
