@@ -59,6 +59,10 @@ pub struct MediaConfig {
     /// Time spent disconnected before the endpoint fails ([`MediaEvent::Failed`](crate::MediaEvent::Failed)).
     /// Default 25 s.
     pub ice_failed_timeout: Duration,
+    /// How often an endpoint sends an ICE consent check on its connection's selected pair (RFC 7675,
+    /// whose default this is): 5 s. A silence is noticed from what the client sends (its own checks,
+    /// its RTCP and media), not from these, so this is only what the node costs the client.
+    pub ice_consent_interval: Duration,
     /// Recording settings.
     pub recording: RecordingConfig,
 }
@@ -108,6 +112,7 @@ impl Default for MediaConfig {
             remb_interval: Duration::from_secs(1),
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(25),
+            ice_consent_interval: Duration::from_secs(5),
             recording: RecordingConfig::default(),
         }
     }

@@ -430,7 +430,7 @@ pub(crate) async fn build_peer_connection(
         .with_ice_timeouts(
             Some(engine.config().ice_disconnected_timeout),
             Some(engine.config().ice_failed_timeout),
-            None,
+            Some(engine.config().ice_consent_interval),
         )
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
         .with_prflx_acceptance_min_wait(Some(ICE_REFLEXIVE_NOMINATION_WAIT))
