@@ -559,13 +559,15 @@ impl ControlledSelector for Agent {
                 }
             } else {
                 // OPENVIDU-PATCH (§2): https://tools.ietf.org/html/rfc8445#section-7.3.1.4
-                // "If the state of that pair is Succeeded, nothing further is done": a request
-                // on a pair whose own check already succeeded triggers no check of ours. The
-                // crate sent one for every request, so each consent check of the controlling
-                // peer cost a second round trip on the selected pair.
-                let succeeded = p.state == CandidatePairState::Succeeded;
+                // "If the state of that pair is Succeeded, nothing further is done". The crate
+                // sent a check for every request, so each consent check of the controlling peer
+                // cost a second round trip. Now a request on the selected pair (a consent check)
+                // triggers none. While connecting nothing changed: a controlling agent of this
+                // crate nominates a pair when a request arrives on it once its own check
+                // succeeded, so the triggered check there speeds up the nomination.
+                let selected = p.state == CandidatePairState::Succeeded && self.get_selected_pair() == Some(pair_index);
                 self.send_binding_success(now, m, local_index, remote_index);
-                if !succeeded {
+                if !selected {
                     self.ping_candidate(now, local_index, remote_index);
                 }
             }
