@@ -116,6 +116,11 @@ mod ice_pace {
             host.new_candidate_host().expect("a candidate")
         }
 
+        /// Starts counting wake-ups and messages anew.
+        fn recount(&mut self) {
+            (self.wakes, self.sent, self.requests) = (0, 0, 0);
+        }
+
         fn events(&mut self) {
             while let Some(e) = self.agent.poll_event() {
                 if let Event::ConnectionStateChange(state) = e.event {
@@ -218,7 +223,8 @@ mod ice_pace {
     #[test]
     fn a_connected_agent_of_the_node_ticks_once_a_second() {
         let (mut now, mut node, mut client) = connected();
-        (node.wakes, node.sent, node.requests, client.wakes, client.sent, client.requests) = (0, 0, 0, 0, 0, 0);
+        node.recount();
+        client.recount();
         let until = now + Duration::from_secs(20);
         run(&mut now, until, &mut node, &mut client);
         assert!((18..=21).contains(&node.wakes), "{} wake-ups in 20 s", node.wakes);
@@ -241,7 +247,8 @@ mod ice_pace {
             disconnected_timeout: Some(Duration::from_millis(1500)),
             ..Default::default()
         });
-        (node.sent, node.requests, client.sent, client.requests) = (0, 0, 0, 0);
+        node.recount();
+        client.recount();
         let until = now + Duration::from_secs(20);
         run(&mut now, until, &mut node, &mut client);
         // The client's checks (every 500 to 600 ms), each answered by the node.
