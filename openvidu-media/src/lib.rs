@@ -92,6 +92,7 @@ mod remote;
 mod router;
 mod sdp;
 mod subscriber;
+pub mod timer_grid;
 mod transport;
 mod worker;
 

@@ -190,8 +190,7 @@ async fn video_control(
     remb_interval: Duration,
 ) {
     let mut limiter = KeyframeLimiter::new(min_interval);
-    let mut remb = tokio::time::interval(remb_interval.max(Duration::from_millis(10)));
-    remb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut remb = crate::timer_grid::aligned_interval(remb_interval.max(Duration::from_millis(10)));
     let watch = |limiter: &KeyframeLimiter| {
         if let Some(k) = &fanout.keyframes {
             k.set_watching(limiter.is_waiting_for_keyframe());

@@ -438,9 +438,8 @@ async fn send_directly(
     for source in &sources {
         source.request_keyframe(KeyframeNeed::First);
     }
-    let mut ticks = tokio::time::interval(SENDER_REPORT_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
+    // On the timer grid: every subscriber's reports leave in the same wake-up.
+    let mut ticks = crate::timer_grid::aligned_interval(SENDER_REPORT_INTERVAL);
     loop {
         ticks.tick().await;
         let now = Instant::now();

@@ -587,8 +587,12 @@ impl Runtime for EndpointRuntime {
         Box::pin(async move { TokioRuntime.resolve_host(host).await })
     }
 
+    /// The connection's timers, with a distant deadline moved to the node's timer grid
+    /// ([`crate::timer_grid`]): the drivers' one-second timers (RTCP reports, the ICE agent's
+    /// consent tick) of every connection then fire in a few shared wake-ups a second.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        TokioRuntime.sleep(duration)
+        let deadline = crate::timer_grid::coalesced_deadline(std::time::Instant::now(), duration);
+        Box::pin(tokio::time::sleep_until(deadline.into()))
     }
 
     fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {

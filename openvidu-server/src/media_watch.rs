@@ -28,8 +28,7 @@ pub async fn run(svc: OpenViduService) {
         return;
     };
     let grace = svc.config().media_node_grace;
-    let mut tick = tokio::time::interval(WATCH_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = openvidu_media::timer_grid::aligned_interval(WATCH_INTERVAL);
     loop {
         tick.tick().await;
         watch_once(&svc, &pool, grace).await;

@@ -265,7 +265,7 @@ impl ServerBuilder {
         {
             let svc = svc.clone();
             tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+                let mut tick = openvidu_media::timer_grid::aligned_interval(std::time::Duration::from_millis(500));
                 loop {
                     tick.tick().await;
                     crate::signalling::sweep_detached(&svc).await;

@@ -110,7 +110,8 @@ async fn run(svc: OpenViduService, socket: WebSocket, ip: IpAddr) {
         pending_candidates: Vec::new(),
         held: None,
     };
-    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+    // On the media node's timer grid: every socket's watchdog ticks in the same wake-up.
+    let mut watchdog = openvidu_media::timer_grid::aligned_interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             msg = stream.next() => match msg {
