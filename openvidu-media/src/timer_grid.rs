@@ -67,7 +67,8 @@ pub fn aligned_interval(period: Duration) -> tokio::time::Interval {
     let period = period.max(Duration::from_millis(1));
     // The epoch first: made after the clock is read, it would be later than the time rounded.
     epoch();
-    let start = grid_point(Instant::now() + Duration::from_nanos(1), period);
+    let now = tokio::time::Instant::now().into_std();
+    let start = grid_point(now + Duration::from_nanos(1), period);
     let mut interval = tokio::time::interval_at(start.into(), period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     interval

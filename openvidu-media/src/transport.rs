@@ -591,8 +591,9 @@ impl Runtime for EndpointRuntime {
     /// ([`crate::timer_grid`]): the drivers' one-second timers (RTCP reports, the ICE agent's
     /// consent tick) of every connection then fire in a few shared wake-ups a second.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        let deadline = crate::timer_grid::coalesced_deadline(std::time::Instant::now(), duration);
-        Box::pin(tokio::time::sleep_until(deadline.into()))
+        // tokio's clock, as `tokio::time::sleep` reads it.
+        let now = tokio::time::Instant::now().into_std();
+        Box::pin(tokio::time::sleep_until(crate::timer_grid::coalesced_deadline(now, duration).into()))
     }
 
     fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
