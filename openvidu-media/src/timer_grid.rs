@@ -32,14 +32,14 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// The first multiple of `step` from the epoch at or after `t` (`t` itself when it is before
-/// the epoch or `step` is zero).
+/// The first multiple of `step` (not zero: 62.5 ms or more, or an aligned interval's period of
+/// a millisecond or more) from the epoch at or after `t`; `t` itself when it is before the epoch.
 fn grid_point(t: Instant, step: Duration) -> Instant {
     let origin = epoch();
-    let step_ns = step.as_nanos();
-    if t <= origin || step_ns == 0 {
+    if t <= origin {
         return t;
     }
+    let step_ns = step.as_nanos();
     let steps = t.duration_since(origin).as_nanos().div_ceil(step_ns);
     u64::try_from(steps * step_ns).map_or(t, |ns| origin + Duration::from_nanos(ns))
 }
