@@ -216,6 +216,7 @@ impl Transport {
                     } else {
                         tracing::debug!(port = bound_port, recv_buffer, "media mux receive buffer");
                     }
+                    set_dont_fragment(&socket);
                     let socket = Arc::new(MuxSocket::new(socket).map_err(config_io)?);
                     let state = Arc::new(Mutex::new(MuxState::default()));
                     let task = tokio::spawn(mux_receive(socket.clone(), state.clone()));
@@ -314,6 +315,34 @@ pub(crate) fn enlarge_receive_buffer(socket: &std::net::UdpSocket, wanted: usize
         tracing::debug!(error = %e, wanted, "cannot set a UDP receive buffer");
     }
     socket.recv_buffer_size().unwrap_or(0)
+}
+
+/// Sets the Don't Fragment bit on what `socket` sends over IPv4 (`IP_PMTUDISC_PROBE`: DF set,
+/// the kernel's path-MTU cache not consulted), as browsers' WebRTC sockets do. Media datagrams
+/// are sized below any path MTU by the peers (RTP under 1,200 bytes), and fragments of one are
+/// worth nothing to a receiver. It also spares each datagram the kernel's IP identifier: Linux
+/// gives a DF datagram of an unconnected socket the identifier 0 instead of drawing one from its
+/// shared, hashed counters (`__ip_select_ident`, 2.8 % of the node's CPU at 100 subscribers).
+/// An IPv6 socket is left as it is: IPv6 routers never fragment.
+fn set_dont_fragment(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    if !matches!(socket.local_addr(), Ok(SocketAddr::V4(_))) {
+        return;
+    }
+    let value: libc::c_int = libc::IP_PMTUDISC_PROBE;
+    // SAFETY: a valid socket descriptor, and a pointer to a c_int with its size, as IP_MTU_DISCOVER takes.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "cannot set Don't Fragment on the media mux");
+    }
 }
 
 fn config_io(e: io::Error) -> MediaError {

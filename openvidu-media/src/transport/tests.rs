@@ -153,6 +153,36 @@ async fn the_mux_socket_gets_the_large_receive_buffer() {
     }
 }
 
+/// The socket's `IP_MTU_DISCOVER` setting.
+fn mtu_discover(fd: std::os::fd::BorrowedFd<'_>) -> libc::c_int {
+    use std::os::fd::AsRawFd;
+    let mut value: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid descriptor, and a c_int with its length for the kernel to fill.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    value
+}
+
+#[tokio::test]
+async fn the_mux_socket_sends_with_dont_fragment() {
+    use std::os::fd::AsFd;
+    let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_ne!(mtu_discover(plain.as_fd()), libc::IP_PMTUDISC_PROBE, "not the kernel's default");
+    let transport = Transport::new(&["127.0.0.1".parse().unwrap()], None, &UdpPorts::Mux { port: 0 }).unwrap();
+    let Mode::Mux { ports, .. } = &transport.mode else { panic!("not in mux mode") };
+    let port = ports.values().next().unwrap();
+    assert_eq!(mtu_discover(port.socket.as_fd()), libc::IP_PMTUDISC_PROBE);
+}
+
 #[tokio::test]
 async fn the_media_path_is_the_last_destination_of_anything_but_stun() {
     let path = MediaPath::default();
