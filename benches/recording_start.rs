@@ -131,6 +131,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The pause after start `k`: 300 ms and a part of a frame period that differs from one start to
+/// the next. A start waits for the publisher's next frame, and 300 ms is nine frames at 30 fps:
+/// with a fixed pause, the starts of one server all met the publisher's frames at the same phase
+/// (one server's nine later starts: 24.4–28.1 ms, another's 33.2–37.4 ms), so its nine starts
+/// counted as one draw. Steps of 13 ms modulo 33 spread them over the frame period.
+fn between_starts(k: usize) -> Duration {
+    Duration::from_millis(300 + (k as u64 * 13) % 33)
+}
+
 /// The median of `v` (the upper one of an even count); `v` is not empty.
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -142,9 +151,9 @@ async fn latency_row(bin: &Path, mode: OutputMode, recordings: usize, servers: u
     for server in 1..=servers {
         let bench = Bench::start(bin, 2).await;
         let mut all = Vec::new();
-        for _ in 0..recordings {
+        for k in 0..recordings {
             all.push(bench.start_latency(mode).await);
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(between_starts(k)).await;
         }
         drop(bench);
         println!(
