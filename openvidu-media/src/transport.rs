@@ -318,7 +318,7 @@ pub(crate) fn enlarge_receive_buffer(socket: &std::net::UdpSocket, wanted: usize
 }
 
 /// Sets the Don't Fragment bit on what `socket` sends over IPv4 (`IP_PMTUDISC_PROBE`: DF set,
-/// the kernel's path-MTU cache not consulted), as browsers' WebRTC sockets do. Media datagrams
+/// the kernel's path-MTU cache not consulted). Media datagrams
 /// are sized below any path MTU by the peers (RTP under 1,200 bytes), and fragments of one are
 /// worth nothing to a receiver. It also spares each datagram the kernel's IP identifier: Linux
 /// gives a DF datagram of an unconnected socket the identifier 0 instead of drawing one from its
