@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use openvidu::client::participant::{JoinOptions, MediaSource, Participant, PublishOptions};
+use openvidu::client::participant::{JoinOptions, MediaSource, Participant, PublishOptions, percentile};
 use openvidu::client::{OpenVidu, OutputMode, RecordingProperties, Session, SessionProperties};
 use support::{SECRET, ServerProcess, cpu_time, server_binary};
 
@@ -140,12 +140,6 @@ fn between_starts(k: usize) -> Duration {
     Duration::from_millis(300 + (k as u64 * 13) % 33)
 }
 
-/// The median of `v` (the upper one of an even count); `v` is not empty.
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 async fn latency_row(bin: &Path, mode: OutputMode, recordings: usize, servers: usize) {
     let (mut firsts, mut lasts, mut others) = (Vec::new(), Vec::new(), Vec::new());
     for server in 1..=servers {
@@ -165,7 +159,8 @@ async fn latency_row(bin: &Path, mode: OutputMode, recordings: usize, servers: u
         lasts.push(all[recordings - 1]);
         others.extend_from_slice(&all[1..]);
     }
-    let (first, last, median_others) = (median(firsts), median(lasts), median(others));
+    let median = |v: &[Duration]| percentile(v, 0.5).unwrap_or_default();
+    let (first, last, median_others) = (median(&firsts), median(&lasts), median(&others));
     let goal = match mode {
         OutputMode::Individual => "≤ 50 ms",
         _ => "≤ 1000 ms",
