@@ -842,6 +842,13 @@ where
             .unwrap_or(UDP_RECV_BUF_LEN);
         let mut burst_buf = vec![0u8; burst_buf_len];
 
+        // The timer armed for the next deadline, kept from one iteration to the next while the
+        // deadline stays the same: most iterations handle a datagram and leave every protocol
+        // deadline where it was, and re-arming cost an allocation and a timer-wheel insert and
+        // removal per datagram.
+        let mut armed: Option<(Instant, Pin<Box<dyn Future<Output = ()> + Send + 'static>>)> =
+            None;
+
         loop {
             // Shutdown safety-net. `close()`/`Drop` set this flag and best-effort
             // wake the driver with a `Close` event. If that wake was dropped (a
@@ -939,8 +946,15 @@ where
             };
             futures::pin_mut!(consumed);
 
-            let timer = self.inner.runtime.sleep(delay_from_now);
-            futures::pin_mut!(timer);
+            let deadline = now + delay_from_now;
+            let timer = match &mut armed {
+                Some((at, timer)) if *at == deadline => timer,
+                slot => {
+                    &mut slot
+                        .insert((deadline, self.inner.runtime.sleep(delay_from_now)))
+                        .1
+                }
+            };
 
             let udp_recv_future: OptionFuture<_> = if !udp_recv_futures.is_empty() {
                 Some(udp_recv_futures.next())
@@ -974,6 +988,8 @@ where
 
                 // Timer expired
                 _ = timer.fuse() => {
+                    // Spent: the next deadline arms a new one, even if it is the same.
+                    armed = None;
                     self.handle_timeout(self.inner.runtime.now()).await?;
                 }
 
