@@ -10,7 +10,9 @@
 //! the load; the window opens `--warmup` seconds after every subscriber receives; `--rooms 20x8`
 //! adds a row for 20 sessions of 8 participants each publishing and subscribing to the others,
 //! prefixed `rooms 20x8`, whose N is the number of subscriptions; `--pin` runs the server of the
-//! 1 → N rows on one CPU of its own and the bots on the others, see `support::Pinning`).
+//! 1 → N rows on one CPU of its own and the bots on the others, see `support::Pinning`; the bots
+//! check ICE consent every 2.5 s, as Chrome on a stable connection, and every 500 ms, the
+//! participant client's default, with `--bot-ice fast`: see `support::FanoutArgs::bot_ice`).
 //! It uses `target/release/openvidu-server`, building it with
 //! `cargo build --release -p openvidu-server` when missing (or pass `--server-bin PATH`). Each N
 //! gets a fresh server on plain HTTP (`OPENVIDU_HTTPS=false`, `HTTPS_PORT=0`). The bots share
@@ -61,10 +63,11 @@ async fn measure(bin: &Path, n: usize, a: &FanoutArgs, pinning: Option<&Pinning>
         tokens.push(c.token.expect("a token"));
     }
     let publisher_token = tokens.remove(0);
-    let publisher = Participant::join(&publisher_token, JoinOptions::new()).await.expect("the publisher joins");
+    let options = JoinOptions::new().with_ice_liveness(a.bot_ice);
+    let publisher = Participant::join(&publisher_token, options.clone()).await.expect("the publisher joins");
     let source = MediaSource::Synthetic { fps: a.fps, packet_size: a.packet_size };
     let stream = publisher.publish(PublishOptions::new(source)).await.expect("the publisher publishes");
-    let subscribers = subscribers_of(tokens, stream).await;
+    let subscribers = subscribers_of(tokens, stream, options).await;
 
     let row = measure_window(server.child.id(), &subscribers, a).await;
     for s in subscribers.iter().chain(std::iter::once(&publisher)) {
@@ -92,10 +95,11 @@ async fn measure_rooms(bin: &Path, m: usize, k: usize, a: &FanoutArgs) -> Fanout
         }
     }
     let source = MediaSource::Synthetic { fps: a.fps, packet_size: a.packet_size };
+    let options = JoinOptions::new().with_ice_liveness(a.bot_ice);
     let bots: Vec<Participant> = in_batches(tokens, 10, |token| {
-        let source = source.clone();
+        let (source, options) = (source.clone(), options.clone());
         async move {
-            let bot = Participant::join(&token, JoinOptions::new()).await.expect("a bot joins");
+            let bot = Participant::join(&token, options).await.expect("a bot joins");
             bot.publish(PublishOptions::new(source)).await.expect("a bot publishes");
             bot
         }
@@ -133,12 +137,13 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     let pinning = Pinning::from_args(&a);
     println!(
-        "fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, server {}{}",
+        "fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, server {}{}, {}",
         a.fps,
         a.packet_size,
         a.seconds,
         bin.display(),
         Pinning::heading(pinning.as_ref()),
+        a.bot_ice_heading(),
     );
     print_fanout_header("");
     let mut base = None;

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openvidu::client::participant::raw::{RawOptions, RawPublisher, RawSubscriber};
-use openvidu::client::participant::{MediaSource, PublishOptions};
+use openvidu::client::participant::{IceLiveness, MediaSource, PublishOptions};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -355,12 +355,12 @@ fn jsep_sdp(answer: &Value) -> String {
     answer["jsep"]["sdp"].as_str().unwrap_or_else(|| panic!("no jsep in {answer}")).to_owned()
 }
 
-fn raw_options(ip: Ipv4Addr) -> RawOptions {
-    RawOptions::new().with_ice_addresses(vec![IpAddr::V4(ip)])
+fn raw_options(ip: Ipv4Addr, ice: IceLiveness) -> RawOptions {
+    RawOptions::new().with_ice_addresses(vec![IpAddr::V4(ip)]).with_ice_liveness(ice)
 }
 
 /// Joins a subscriber to `feed`, retrying while the feed's media is not up.
-async fn subscribe(janus: &JanusSession, feed: u64, ip: Ipv4Addr) -> RawSubscriber {
+async fn subscribe(janus: &JanusSession, feed: u64, ip: Ipv4Addr, ice: IceLiveness) -> RawSubscriber {
     let handle = janus.attach().await;
     let start = Instant::now();
     let attached = loop {
@@ -373,7 +373,7 @@ async fn subscribe(janus: &JanusSession, feed: u64, ip: Ipv4Addr) -> RawSubscrib
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let subscriber =
-        RawSubscriber::from_offer(&jsep_sdp(&attached), raw_options(ip)).await.expect("a subscriber answers");
+        RawSubscriber::from_offer(&jsep_sdp(&attached), raw_options(ip, ice)).await.expect("a subscriber answers");
     let jsep = json!({"type": "answer", "sdp": subscriber.answer(), "trickle": false});
     let started = janus.message(handle, json!({"request": "start", "room": ROOM}), Some(jsep)).await;
     videoroom(&started, None);
@@ -404,7 +404,7 @@ async fn measure(
     let handle = janus.attach().await;
     let source = MediaSource::Synthetic { fps: a.fps, packet_size: a.packet_size };
     let mut publisher =
-        RawPublisher::new(PublishOptions::new(source), raw_options(ip)).await.expect("a publisher offers");
+        RawPublisher::new(PublishOptions::new(source), raw_options(ip, a.bot_ice)).await.expect("a publisher offers");
     let join = json!({"request": "joinandconfigure", "room": ROOM, "ptype": "publisher", "display": "publisher"});
     let jsep = json!({"type": "offer", "sdp": publisher.offer(), "trickle": false});
     let joined = janus.message(handle, join, Some(jsep)).await;
@@ -418,7 +418,8 @@ async fn measure(
 
     let subscribers: Vec<RawSubscriber> = in_batches(vec![feed; n], 10, |feed| {
         let janus = janus.clone();
-        async move { subscribe(&janus, feed, ip).await }
+        let ice = a.bot_ice;
+        async move { subscribe(&janus, feed, ip, ice).await }
     })
     .await;
 
@@ -460,13 +461,14 @@ fn main() {
     };
     let loops = event_loops(cores);
     println!(
-        "janus fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, {} ({version}), ICE on {ip}, {}{}",
+        "janus fan-out of one publisher ({} fps x {} B video + 50 pps audio), {} s windows, {} ({version}), ICE on {ip}, {}{}, {}",
         a.fps,
         a.packet_size,
         a.seconds,
         bin.display(),
         loops.map(|k| format!("{k} event loops")).unwrap_or_else(|| "one event loop per handle".into()),
         Pinning::heading(pinning.as_ref()),
+        a.bot_ice_heading(),
     );
     print_fanout_header("janus");
     let mut base = None;

@@ -103,7 +103,7 @@ async fn run(a: &Args) {
         .expect("the publisher publishes");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let one_publisher = settled_rss(pid).await;
-    let subscribers = subscribers_of(tokens, stream).await;
+    let subscribers = subscribers_of(tokens, stream, JoinOptions::new()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let with_subscribers = settled_rss(pid).await;
     let per_subscriber = with_subscribers.saturating_sub(one_publisher) / a.subscribers.max(1) as u64;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use openvidu::client::participant::percentile;
+use openvidu::client::participant::{IceLiveness, percentile};
 
 /// The secret of the servers the benches start.
 pub const SECRET: &str = "BENCH_SECRET";
@@ -175,6 +175,20 @@ pub struct FanoutArgs {
     /// `--pin`: the server on a CPU of its own and the bots on the others ([`Pinning`]), for
     /// the 1 → N rows.
     pub pin: bool,
+    /// `--bot-ice browser|fast`: the bots' ICE consent checks. Default `browser`
+    /// ([`IceLiveness::BROWSER`], every 2.5 s as Chrome on a stable connection): every subscriber
+    /// of the fan-out costs the server its consent checks, and the participant client's default
+    /// ([`IceLiveness::FAST`], every 500 ms, to notice a dead media node at once) sends five
+    /// times as many as the browsers a server serves.
+    pub bot_ice: IceLiveness,
+}
+
+impl FanoutArgs {
+    /// The bots' consent checks, for a heading.
+    pub fn bot_ice_heading(&self) -> String {
+        let pace = if self.bot_ice == IceLiveness::BROWSER { "a browser's pace" } else { "--bot-ice fast" };
+        format!("bots' ICE consent checks every {} ms ({pace})", self.bot_ice.keepalive.as_millis())
+    }
 }
 
 /// The fan-out options from the command line.
@@ -188,6 +202,7 @@ pub fn fanout_args() -> FanoutArgs {
         server_bin: None,
         rooms: None,
         pin: false,
+        bot_ice: IceLiveness::BROWSER,
     };
     let v: Vec<String> = std::env::args().collect();
     a.pin = v.iter().any(|arg| arg == "--pin");
@@ -206,6 +221,16 @@ pub fn fanout_args() -> FanoutArgs {
             "--server-bin" => a.server_bin = Some(PathBuf::from(&w[1])),
             "--rooms" => {
                 a.rooms = w[1].split_once('x').and_then(|(m, k)| Some((m.parse().ok()?, k.parse().ok()?)));
+            }
+            "--bot-ice" => {
+                a.bot_ice = match w[1].as_str() {
+                    "fast" => IceLiveness::FAST,
+                    "browser" => IceLiveness::BROWSER,
+                    other => {
+                        eprintln!("--bot-ice {other}: expected browser or fast; the bots keep a browser's pace");
+                        IceLiveness::BROWSER
+                    }
+                }
             }
             _ => {}
         }
@@ -398,17 +423,19 @@ where
     out
 }
 
-/// Joins a participant with each token and subscribes it to `stream`, ten at a time.
+/// Joins a participant with each token (with `options`) and subscribes it to `stream`, ten at a
+/// time.
 pub async fn subscribers_of(
     tokens: Vec<String>,
     stream: openvidu::core::id::StreamId,
+    options: openvidu::client::participant::JoinOptions,
 ) -> Vec<openvidu::client::participant::Participant> {
-    use openvidu::client::participant::{JoinOptions, Participant};
+    use openvidu::client::participant::Participant;
     let stream = std::sync::Arc::new(stream);
     in_batches(tokens, 10, |token| {
-        let stream = stream.clone();
+        let (stream, options) = (stream.clone(), options.clone());
         async move {
-            let bot = Participant::join(&token, JoinOptions::new()).await.expect("a subscriber joins");
+            let bot = Participant::join(&token, options).await.expect("a subscriber joins");
             bot.subscribe(&stream).await.expect("a subscriber subscribes");
             bot
         }

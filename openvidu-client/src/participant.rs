@@ -121,10 +121,11 @@ use webrtc::peer_connection::{RTCPeerConnectionState, RTCSessionDescription};
 
 pub use error::ParticipantError;
 pub use events::{ParticipantEvent, RemoteParticipant, StreamInfo};
+pub use media::IceLiveness;
 pub use openvidu_core::model::EndReason;
 pub use stats::{StreamStats, TrackStats, percentile};
 
-use media::{Direction, Endpoint, ReceiveStats};
+use media::{Direction, Endpoint, IceSetup, ReceiveStats};
 use rpc::{Inbound, Rpc, lock};
 
 /// How often the participant pings (openvidu-browser's interval).
@@ -186,6 +187,8 @@ pub struct JoinOptions {
     pub request_timeout: Duration,
     /// Who offers in subscriptions. Default: [`Negotiation::Auto`].
     pub negotiation: Negotiation,
+    /// The peer connections' consent checks and ICE timeouts. Default: [`IceLiveness::FAST`].
+    pub ice_liveness: IceLiveness,
 }
 
 impl Default for JoinOptions {
@@ -198,6 +201,7 @@ impl Default for JoinOptions {
             ice_addresses: Vec::new(),
             request_timeout: Duration::from_secs(10),
             negotiation: Negotiation::Auto,
+            ice_liveness: IceLiveness::FAST,
         }
     }
 }
@@ -235,6 +239,12 @@ impl JoinOptions {
     /// Sets [`negotiation`](Self::negotiation).
     pub fn with_negotiation(mut self, negotiation: Negotiation) -> Self {
         self.negotiation = negotiation;
+        self
+    }
+
+    /// Sets [`ice_liveness`](Self::ice_liveness).
+    pub fn with_ice_liveness(mut self, liveness: IceLiveness) -> Self {
+        self.ice_liveness = liveness;
         self
     }
 }
@@ -442,7 +452,7 @@ struct Inner {
     metadata: String,
     media_server: String,
     negotiation: Negotiation,
-    udp_addrs: Vec<SocketAddr>,
+    ice: IceSetup,
     state: Mutex<State>,
     events: EventQueue,
     closed: AtomicBool,
@@ -604,7 +614,7 @@ impl Participant {
             metadata: joined.metadata,
             media_server: joined.media_server,
             negotiation,
-            udp_addrs,
+            ice: IceSetup { udp_addrs, liveness: options.ice_liveness },
             state: Mutex::new(state),
             events: EventQueue::new(),
             closed: AtomicBool::new(false),
@@ -761,14 +771,9 @@ impl Participant {
         if let Some(p) = &lock(&self.inner.state).publisher {
             return Err(ParticipantError::AlreadyPublishing(p.stream_id.clone()));
         }
-        let endpoint = Endpoint::new(
-            self.inner.me.to_string(),
-            self.inner.rpc.clone(),
-            &self.inner.udp_addrs,
-            Direction::Send,
-            None,
-        )
-        .await?;
+        let endpoint =
+            Endpoint::new(self.inner.me.to_string(), self.inner.rpc.clone(), &self.inner.ice, Direction::Send, None)
+                .await?;
         {
             let mut state = lock(&self.inner.state);
             if let Some(p) = &state.publisher {
@@ -909,7 +914,7 @@ impl Participant {
         let endpoint = Endpoint::new(
             owner.to_string(),
             self.inner.rpc.clone(),
-            &self.inner.udp_addrs,
+            &self.inner.ice,
             Direction::Receive,
             Some(stats.clone()),
         )

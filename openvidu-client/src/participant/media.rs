@@ -50,12 +50,55 @@ const MAX_QUEUED_CANDIDATES: usize = 64;
 /// The payload types this client offers.
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
-/// ICE liveness (spec §2.4.6, "Media reconnection"): a consent check every 500 ms, so that a
-/// peer (a media node) that stops answering makes the connection `Disconnected` after 1.5 s of
-/// silence and `Failed` 5 s later (the webrtc crate's defaults: 2 s, 5 s and 25 s).
-const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
-const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_millis(1500);
-const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a participant's ICE agent checks that its peer still answers (consent checks on the
+/// selected pair, RFC 7675), and how long a silence takes to make the connection `Disconnected`
+/// and `Failed` (spec §2.4.6, "Media reconnection": the client then renegotiates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IceLiveness {
+    /// Time between two consent checks.
+    pub keepalive: Duration,
+    /// Silence after which the connection is `Disconnected`.
+    pub disconnected: Duration,
+    /// Silence after which it is `Failed`.
+    pub failed: Duration,
+}
+
+impl IceLiveness {
+    /// A check every 500 ms, `Disconnected` after 1.5 s of silence, `Failed` after 5 s: a
+    /// media node that dies is noticed within two seconds (the failover tests and benchmarks
+    /// count on it). The default. (The webrtc crate's own: 2 s, 5 s and 25 s.)
+    pub const FAST: Self = Self {
+        keepalive: Duration::from_millis(500),
+        disconnected: Duration::from_millis(1500),
+        failed: Duration::from_secs(5),
+    };
+
+    /// A browser's pace on a connection that works: Chrome checks a stable selected pair every
+    /// 2.5 s (libwebrtc's `STABLE_WRITABLE_CONNECTION_PING_INTERVAL`), a fifth of the
+    /// [`FAST`](Self::FAST) checks. `Disconnected` after three missed checks (7.5 s), `Failed`
+    /// after 25 s. For load generators whose peers should see the consent traffic of browsers.
+    pub const BROWSER: Self = Self {
+        keepalive: Duration::from_millis(2500),
+        disconnected: Duration::from_millis(7500),
+        failed: Duration::from_secs(25),
+    };
+}
+
+impl Default for IceLiveness {
+    fn default() -> Self {
+        Self::FAST
+    }
+}
+
+/// Where and how a participant's peer connections do ICE.
+#[derive(Clone, Debug)]
+pub(crate) struct IceSetup {
+    /// The local addresses they bind.
+    pub(crate) udp_addrs: Vec<SocketAddr>,
+    /// Their consent checks and timeouts.
+    pub(crate) liveness: IceLiveness,
+}
 /// ICE checks every 10 ms while connecting (the crate's default is 200 ms), over the crate's
 /// default 1.4 s per candidate pair: a bot joins as fast as its first working check. The node
 /// gives one host candidate per address, so a bot has a pair or two to check: the pace costs a
@@ -334,7 +377,7 @@ impl Endpoint {
     pub(crate) async fn new(
         name: String,
         rpc: Rpc,
-        udp_addrs: &[SocketAddr],
+        ice: &IceSetup,
         direction: Direction,
         stats: Option<Arc<ReceiveStats>>,
     ) -> Result<Self, ParticipantError> {
@@ -354,7 +397,7 @@ impl Endpoint {
         }
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_ice_timeouts(Some(ICE_DISCONNECTED_TIMEOUT), Some(ICE_FAILED_TIMEOUT), Some(ICE_KEEPALIVE_INTERVAL))
+            .with_ice_timeouts(Some(ice.liveness.disconnected), Some(ice.liveness.failed), Some(ice.liveness.keepalive))
             .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
             .with_prflx_acceptance_min_wait(Some(ICE_REFLEXIVE_NOMINATION_WAIT))
             .with_srflx_acceptance_min_wait(Some(ICE_REFLEXIVE_NOMINATION_WAIT))
@@ -381,7 +424,7 @@ impl Endpoint {
             .with_setting_engine(settings)
             .with_interceptor_registry(registry)
             .with_handler(handler)
-            .with_udp_addrs(udp_addrs.to_vec())
+            .with_udp_addrs(ice.udp_addrs.clone())
             .build()
             .await
             .map_err(ParticipantError::webrtc)?;

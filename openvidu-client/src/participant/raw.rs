@@ -31,7 +31,7 @@ use thiserror::Error;
 use webrtc::peer_connection::RTCSessionDescription;
 
 use super::files::{self, LoadedMedia};
-use super::media::{self, Direction, Endpoint, ReceiveStats, SendTrack};
+use super::media::{self, Direction, Endpoint, IceLiveness, IceSetup, ReceiveStats, SendTrack};
 use super::rpc::{Rpc, lock};
 use super::stats::{Kind, TrackStats};
 use super::{ParticipantError, PublishOptions};
@@ -63,11 +63,13 @@ pub struct RawOptions {
     pub ice_addresses: Vec<IpAddr>,
     /// How long to wait for ICE gathering to complete. Default: 5 s.
     pub gathering_timeout: Duration,
+    /// The consent checks and ICE timeouts. Default: [`IceLiveness::FAST`].
+    pub ice_liveness: IceLiveness,
 }
 
 impl Default for RawOptions {
     fn default() -> Self {
-        Self { ice_addresses: Vec::new(), gathering_timeout: Duration::from_secs(5) }
+        Self { ice_addresses: Vec::new(), gathering_timeout: Duration::from_secs(5), ice_liveness: IceLiveness::FAST }
     }
 }
 
@@ -82,6 +84,12 @@ impl RawOptions {
         self.ice_addresses = addresses;
         self
     }
+
+    /// Sets [`ice_liveness`](Self::ice_liveness).
+    pub fn with_ice_liveness(mut self, liveness: IceLiveness) -> Self {
+        self.ice_liveness = liveness;
+        self
+    }
 }
 
 /// A new endpoint outside any OpenVidu session. Its local candidates are never released for
@@ -93,8 +101,8 @@ async fn endpoint(
     stats: Option<Arc<ReceiveStats>>,
 ) -> Result<Endpoint, RawError> {
     let (unused, _) = Rpc::new(String::new(), None, Duration::ZERO);
-    let udp_addrs = super::udp_addrs(None, &options.ice_addresses);
-    Ok(Endpoint::new(name.to_owned(), unused, &udp_addrs, direction, stats).await?)
+    let ice = IceSetup { udp_addrs: super::udp_addrs(None, &options.ice_addresses), liveness: options.ice_liveness };
+    Ok(Endpoint::new(name.to_owned(), unused, &ice, direction, stats).await?)
 }
 
 /// Sets `desc` as the local description and returns it with every gathered candidate, once

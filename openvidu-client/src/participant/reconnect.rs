@@ -62,7 +62,7 @@ impl Participant {
         let me = &self.inner.me;
         tracing::info!(connection_id = %me, %stream_id, "republishing on a new peer connection");
         let endpoint =
-            Endpoint::new(me.to_string(), self.inner.rpc.clone(), &self.inner.udp_addrs, Direction::Send, None).await?;
+            Endpoint::new(me.to_string(), self.inner.rpc.clone(), &self.inner.ice, Direction::Send, None).await?;
         let installed = match lock(&self.inner.state).publisher.as_mut().filter(|p| p.endpoint.id() == old_id) {
             Some(p) => {
                 p.pending = Some(endpoint.clone());
@@ -127,7 +127,7 @@ impl Participant {
         let endpoint = Endpoint::new(
             publisher.to_string(),
             self.inner.rpc.clone(),
-            &self.inner.udp_addrs,
+            &self.inner.ice,
             Direction::Receive,
             Some(stats),
         )

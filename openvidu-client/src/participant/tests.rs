@@ -189,3 +189,18 @@ fn sent_candidates_name_the_local_ufrag_once() {
     assert_eq!(media::with_ufrag(named.clone(), ufrag), named);
     assert_eq!(media::with_ufrag(host.clone(), None), host);
 }
+
+#[test]
+fn bots_check_ice_consent_fast_unless_asked_for_a_browsers_pace() {
+    // The default: a dead media node is noticed within two seconds (failover tests count on it).
+    assert_eq!(JoinOptions::new().ice_liveness, IceLiveness::FAST);
+    assert_eq!(raw::RawOptions::new().ice_liveness, IceLiveness::FAST);
+    let fast = IceLiveness::FAST;
+    assert!(fast.keepalive * 3 <= fast.disconnected && fast.disconnected < fast.failed);
+    // Chrome's pace on a stable connection: a fifth of the checks, three missed before Disconnected.
+    let browser = JoinOptions::new().with_ice_liveness(IceLiveness::BROWSER).ice_liveness;
+    assert_eq!(browser.keepalive, fast.keepalive * 5);
+    assert_eq!(browser.disconnected, browser.keepalive * 3);
+    assert!(browser.disconnected < browser.failed);
+    assert_eq!(raw::RawOptions::new().with_ice_liveness(browser).ice_liveness, browser);
+}
