@@ -92,13 +92,14 @@ impl Default for IceLiveness {
 }
 
 /// Where and how a participant's peer connections do ICE.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct IceSetup {
     /// The local addresses they bind.
     pub(crate) udp_addrs: Vec<SocketAddr>,
     /// Their consent checks and timeouts.
     pub(crate) liveness: IceLiveness,
 }
+
 /// ICE checks every 10 ms while connecting (the crate's default is 200 ms), over the crate's
 /// default 1.4 s per candidate pair: a bot joins as fast as its first working check. The node
 /// gives one host candidate per address, so a bot has a pair or two to check: the pace costs a
