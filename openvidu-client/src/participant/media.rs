@@ -65,6 +65,17 @@ pub struct IceLiveness {
 }
 
 impl IceLiveness {
+    /// Other timings: a consent check every `keepalive`, `Disconnected` after `disconnected` of
+    /// silence, `Failed` after `failed`. `None` unless `0 < keepalive < disconnected < failed`
+    /// (a connection would be `Disconnected` between two checks of a peer that answers them all).
+    pub fn new(keepalive: Duration, disconnected: Duration, failed: Duration) -> Option<Self> {
+        (!keepalive.is_zero() && keepalive < disconnected && disconnected < failed).then_some(Self {
+            keepalive,
+            disconnected,
+            failed,
+        })
+    }
+
     /// A check every 500 ms, `Disconnected` after 1.5 s of silence, `Failed` after 5 s: a
     /// media node that dies is noticed within two seconds (the failover tests and benchmarks
     /// count on it). The default. (The webrtc crate's own: 2 s, 5 s and 25 s.)

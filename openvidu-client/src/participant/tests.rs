@@ -204,3 +204,19 @@ fn bots_check_ice_consent_fast_unless_asked_for_a_browsers_pace() {
     assert!(browser.disconnected < browser.failed);
     assert_eq!(raw::RawOptions::new().with_ice_liveness(browser).ice_liveness, browser);
 }
+
+#[test]
+fn ice_liveness_of_other_timings_keeps_checks_before_timeouts() {
+    let ms = Duration::from_millis;
+    let custom = IceLiveness::new(ms(1000), ms(3000), ms(10_000)).expect("ordered timings");
+    assert_eq!((custom.keepalive, custom.disconnected, custom.failed), (ms(1000), ms(3000), ms(10_000)));
+    assert_eq!(JoinOptions::new().with_ice_liveness(custom).ice_liveness, custom);
+    // Disconnected between two checks, Failed before Disconnected, or no checks at all: refused.
+    assert_eq!(IceLiveness::new(ms(3000), ms(3000), ms(10_000)), None);
+    assert_eq!(IceLiveness::new(ms(1000), ms(10_000), ms(10_000)), None);
+    assert_eq!(IceLiveness::new(ms(1000), ms(10_000), ms(3000)), None);
+    assert_eq!(IceLiveness::new(Duration::ZERO, ms(3000), ms(10_000)), None);
+    for preset in [IceLiveness::FAST, IceLiveness::BROWSER] {
+        assert_eq!(IceLiveness::new(preset.keepalive, preset.disconnected, preset.failed), Some(preset));
+    }
+}
