@@ -28,8 +28,8 @@ for i = last_set + 1, last, SLICE do
 end
 -- The next version and the tag with the first slice (with nothing else when there is nothing to
 -- set): one command fewer than an HINCRBY of its own. The version was checked equal to ARGV[1].
-local next = string.format('%d', tonumber(ARGV[1]) + 1)
-redis.call('HSET', KEYS[1], 'v', next, 'w', ARGV[3], unpack(ARGV, 5, math.min(4 + SLICE, last_set)))
+local version = string.format('%d', tonumber(ARGV[1]) + 1)
+redis.call('HSET', KEYS[1], 'v', version, 'w', ARGV[3], unpack(ARGV, 5, math.min(4 + SLICE, last_set)))
 for i = 5 + SLICE, last_set, SLICE do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + SLICE - 1, last_set)))
 end
