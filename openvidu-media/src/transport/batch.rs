@@ -75,29 +75,58 @@ impl SendBatch {
     }
 }
 
+/// The arrays a `sendmmsg` call reads, kept from one call to the next so that a flush allocates
+/// nothing (one set per thread: a flush fills them and empties them before it returns, so they
+/// hold no pointer between calls).
+#[cfg(target_os = "linux")]
+#[derive(Default)]
+struct MmsgScratch {
+    addrs: Vec<socket2::SockAddr>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+#[cfg(target_os = "linux")]
+thread_local! {
+    static MMSG_SCRATCH: std::cell::RefCell<MmsgScratch> = std::cell::RefCell::default();
+}
+
 /// Sends `run` (datagrams of one socket) with `sendmmsg`; returns how many were not sent.
 #[cfg(target_os = "linux")]
 fn send_run(socket: &MuxSocket, run: &[Queued]) -> usize {
+    MMSG_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let lost = send_run_with(socket, run, &mut scratch);
+            scratch.addrs.clear();
+            scratch.iovecs.clear();
+            scratch.headers.clear();
+            lost
+        }
+        // Not reentrant; should a flush ever run inside another on this thread, it pays for
+        // arrays of its own.
+        Err(_) => send_run_with(socket, run, &mut MmsgScratch::default()),
+    })
+}
+
+/// [`send_run`] with the arrays of `scratch` (empty when called).
+#[cfg(target_os = "linux")]
+fn send_run_with(socket: &MuxSocket, run: &[Queued], scratch: &mut MmsgScratch) -> usize {
     use std::os::fd::AsRawFd;
 
-    let addrs: Vec<socket2::SockAddr> = run.iter().map(|q| socket2::SockAddr::from(q.to)).collect();
-    let mut iovecs: Vec<libc::iovec> = run
-        .iter()
-        .map(|q| libc::iovec { iov_base: q.data.as_ptr() as *mut libc::c_void, iov_len: q.data.len() })
-        .collect();
-    let mut headers: Vec<libc::mmsghdr> = addrs
-        .iter()
-        .zip(iovecs.iter_mut())
-        .map(|(addr, iov)| {
-            // SAFETY: `mmsghdr` is plain old data; all-zero is a valid (empty) value.
-            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            header.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
-            header.msg_hdr.msg_namelen = addr.len();
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-            header
-        })
-        .collect();
+    let MmsgScratch { addrs, iovecs, headers } = scratch;
+    addrs.extend(run.iter().map(|q| socket2::SockAddr::from(q.to)));
+    iovecs.extend(
+        run.iter().map(|q| libc::iovec { iov_base: q.data.as_ptr() as *mut libc::c_void, iov_len: q.data.len() }),
+    );
+    headers.extend(addrs.iter().zip(iovecs.iter_mut()).map(|(addr, iov)| {
+        // SAFETY: `mmsghdr` is plain old data; all-zero is a valid (empty) value.
+        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        header.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+        header.msg_hdr.msg_namelen = addr.len();
+        header.msg_hdr.msg_iov = iov;
+        header.msg_hdr.msg_iovlen = 1;
+        header
+    }));
     let fd = socket.as_raw_fd();
     let mut done = 0;
     let mut lost = 0;
@@ -106,7 +135,7 @@ fn send_run(socket: &MuxSocket, run: &[Queued]) -> usize {
         let count = libc::c_uint::try_from(rest.len()).unwrap_or(libc::c_uint::MAX);
         // SAFETY: `fd` is the open socket `socket` owns; every header points at an address in
         // `addrs` and one iovec in `iovecs` over a datagram in `run`, all alive and unmoved
-        // until this function returns.
+        // (none of the three arrays grows after `headers` is made) until this function returns.
         let sent = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), count, 0) };
         if let Ok(sent @ 1..) = usize::try_from(sent) {
             done += sent;

@@ -13,7 +13,7 @@ use crate::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use crate::peer_connection::PeerConnectionRef;
 use crate::peer_connection::transport::tcp_transport::RTCTcpTransport;
 use crate::peer_connection::transport::{
-    MAX_GSO_BATCH_BYTES, MAX_GSO_SEGMENTS, MIN_GSO_RUN, SocketRecvResult, UDP_RECV_BUF_LEN,
+    MAX_GSO_BATCH_BYTES, MAX_GSO_SEGMENTS, MIN_GSO_RUN, UDP_RECV_BUF_LEN, UdpReceivers,
     gro_recv_buf_len, is_retryable_socket_recv_error,
 };
 use crate::rtp_transceiver::rtp_receiver::RtpReceiverImpl;
@@ -25,7 +25,7 @@ use crate::runtime::{
 use bytes::BytesMut;
 use futures::FutureExt; // For .fuse() in futures::select!
 use futures::future::OptionFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::StreamExt;
 use log::{debug, error, trace, warn};
 use rtc::ice::candidate::Candidate;
 use rtc::ice::mdns::MulticastDnsMode;
@@ -754,7 +754,7 @@ where
         let _ = init_tx.try_send(Ok(()));
 
         // Collect socket info into a vec for indexed access
-        let mut udp_socket_list: Vec<(SocketAddr, Arc<dyn AsyncUdpSocket>)> = self
+        let udp_socket_list: Vec<(SocketAddr, Arc<dyn AsyncUdpSocket>)> = self
             .udp_sockets
             .iter()
             .map(|(addr, sock)| (*addr, sock.clone()))
@@ -766,61 +766,17 @@ where
             }))
             .collect();
 
-        // Pre-allocate buffers once - one per socket, these will be reused forever.
-        // Sized for the socket's GRO coalescing capacity so a single `poll_recv` can
-        // hold up to `max_gro_segments()` datagrams without truncation.
-        let mut udp_socket_buffers: Vec<Vec<u8>> = udp_socket_list
-            .iter()
-            .map(|(_, socket)| vec![0u8; gro_recv_buf_len(socket.max_gro_segments())])
-            .collect();
-
-        // Helper function to create a recv future for a specific socket. Polls
-        // `poll_recv` directly rather than boxing a future per receive; one message may
-        // hold several GRO-coalesced datagrams, and `stride` carries the per-datagram
-        // size for de-segmentation by the caller.
+        // Every socket with its buffer, allocated once and reused forever; each sized for the
+        // socket's GRO coalescing capacity so a single `poll_recv` can hold up to
+        // `max_gro_segments()` datagrams without truncation, and `stride` carries the
+        // per-datagram size for de-segmentation by the caller.
         //
         // TODO(perf): `poll_recv` accepts up to `BATCH_SIZE` messages per syscall
         // (`recvmmsg` on Linux), but this asks for one. Widening it to a slab of
         // `BATCH_SIZE` buffers would collapse the burst-drain loop below into a single
         // syscall; the buffer bookkeeping is the only reason it is staged separately.
-        let create_udp_recv_future = |idx: usize,
-                                      local_addr: SocketAddr,
-                                      socket: Arc<dyn AsyncUdpSocket>,
-                                      mut buf: Vec<u8>| async move {
-            let mut meta = [RecvMeta::default(); 1];
-            let recv = futures::future::poll_fn(|cx| {
-                let mut bufs = [IoSliceMut::new(&mut buf)];
-                socket.poll_recv(cx, &mut bufs, &mut meta)
-            })
-            .await;
-            match recv {
-                Ok(_) => SocketRecvResult::Packet {
-                    n: meta[0].len,
-                    stride: meta[0].stride,
-                    local_addr,
-                    peer_addr: meta[0].addr,
-                    idx,
-                    buf,
-                },
-                Err(err) => SocketRecvResult::Error {
-                    err,
-                    local_addr,
-                    idx,
-                    buf,
-                },
-            }
-        };
-
-        // Create initial set of futures in FuturesUnordered
-        let mut udp_recv_futures: FuturesUnordered<_> = udp_socket_list
-            .iter()
-            .enumerate()
-            .map(|(idx, (local_addr, socket))| {
-                let buf = std::mem::take(&mut udp_socket_buffers[idx]);
-                create_udp_recv_future(idx, *local_addr, socket.clone(), buf).boxed()
-            })
-            .collect();
-        let mut active_socket_count = udp_socket_list.len();
+        let mut udp_receivers = UdpReceivers::new(&udp_socket_list);
+        let mut active_socket_count = udp_receivers.live();
         // When an already-expired deadline was last handled, so the loop can decline to do it
         // again within the same millisecond. `None` once a deadline lands in the future, so a
         // connection behaving normally never carries state from an earlier stall.
@@ -841,6 +797,9 @@ where
             .max()
             .unwrap_or(UDP_RECV_BUF_LEN);
         let mut burst_buf = vec![0u8; burst_buf_len];
+        // The receivers hold the sockets from here on: no other clone may keep one open past an
+        // ICE restart's rebind.
+        drop(udp_socket_list);
 
         // The timer armed for the next deadline, kept from one iteration to the next while the
         // deadline stays the same: most iterations handle a datagram and leave every protocol
@@ -956,12 +915,9 @@ where
                 }
             };
 
-            let udp_recv_future: OptionFuture<_> = if !udp_recv_futures.is_empty() {
-                Some(udp_recv_futures.next())
-            } else {
-                None
-            }
-            .into();
+            let udp_recv_future: OptionFuture<_> = (udp_receivers.live() > 0)
+                .then(|| futures::future::poll_fn(|cx| udp_receivers.poll_recv(cx)).fuse())
+                .into();
             futures::pin_mut!(udp_recv_future);
 
             let tcp_accept_future: OptionFuture<_> =
@@ -1003,33 +959,27 @@ where
                         if matches!(evt, PeerConnectionDriverEvent::IceGathering)
                             && self.inner.ice_restart_rebind_pending.swap(false, Ordering::AcqRel)
                         {
-                            // The driver's map is not the only owner. This loop keeps a clone
-                            // per socket in `udp_socket_list`, and every in-flight recv future
-                            // owns another. Drop them *before* rebinding: `bind_transports`
+                            // The driver's map is not the only owner: the loop's receivers keep
+                            // a clone of every socket. Drop them *before* rebinding: `bind_transports`
                             // clears the map, but these clones would keep the old sockets open,
                             // and a configured fixed port cannot be reclaimed while its previous
                             // socket still holds it — the bind fails with `EADDRINUSE` and takes
                             // the connection down with it.
-                            udp_recv_futures.clear();
-                            udp_socket_list.clear();
-                            udp_socket_buffers.clear();
+                            drop(std::mem::take(&mut udp_receivers));
 
                             match self.bind_transports().await {
                                 Ok(()) => {
-                                    let new_sockets: Vec<(SocketAddr, Arc<dyn AsyncUdpSocket>)> = self
-                                        .udp_sockets
-                                        .iter()
-                                        .map(|(addr, socket)| (*addr, socket.clone()))
-                                        .collect();
                                     debug!(
                                         "ICE restart rebound transports; local addrs now {:?}",
                                         self.udp_sockets.keys().collect::<Vec<_>>()
                                     );
-                                    // Rebuild everything keyed by socket index. The futures being
-                                    // dropped here own the old buffers and were polling sockets
-                                    // that no longer exist.
-                                    udp_socket_list = new_sockets
-                                        .into_iter()
+                                    // Rebuild everything keyed by socket index. The receivers
+                                    // dropped above owned the old buffers and were reading
+                                    // sockets that no longer exist.
+                                    let udp_socket_list: Vec<(SocketAddr, Arc<dyn AsyncUdpSocket>)> = self
+                                        .udp_sockets
+                                        .iter()
+                                        .map(|(addr, socket)| (*addr, socket.clone()))
                                         .chain(self.mdns_socket.iter().filter_map(|socket| {
                                             socket
                                                 .local_addr()
@@ -1037,21 +987,8 @@ where
                                                 .map(|local_addr| (local_addr, socket.clone()))
                                         }))
                                         .collect();
-                                    udp_socket_buffers = udp_socket_list
-                                        .iter()
-                                        .map(|(_, socket)| {
-                                            vec![0u8; gro_recv_buf_len(socket.max_gro_segments())]
-                                        })
-                                        .collect();
-                                    udp_recv_futures = udp_socket_list
-                                        .iter()
-                                        .enumerate()
-                                        .map(|(idx, (local_addr, socket))| {
-                                            let buf = std::mem::take(&mut udp_socket_buffers[idx]);
-                                            create_udp_recv_future(idx, *local_addr, socket.clone(), buf).boxed()
-                                        })
-                                        .collect();
-                                    active_socket_count = udp_socket_list.len();
+                                    udp_receivers = UdpReceivers::new(&udp_socket_list);
+                                    active_socket_count = udp_receivers.live();
                                 }
                                 Err(err) => {
                                     // `bind_transports` drops before it binds, so there is
@@ -1073,76 +1010,57 @@ where
 
                 // Incoming network packet from any udp socket
                 udp_recv_result = udp_recv_future => {
-                    if let Some(res) = udp_recv_result {
-                        match res {
-                            Some(SocketRecvResult::Packet { n, stride, local_addr, peer_addr, idx, buf }) => {
-                                trace!("Received {} bytes from {} to {}", n, peer_addr, local_addr);
+                    let Some((idx, received)) = udp_recv_result else { continue };
+                    let Some((local_addr, socket)) = udp_receivers.socket(idx) else { continue };
+                    match received {
+                        Ok(meta) => {
+                            trace!("Received {} bytes from {} to {}", meta.len, meta.addr, local_addr);
 
-                                // A single recv may return several GRO-coalesced
-                                // datagrams; split `buf[..n]` back into individual
-                                // datagrams by `stride` and deliver each.
-                                self.deliver_udp_batch(&buf, n, stride, local_addr, peer_addr).await;
+                            // A single recv may return several GRO-coalesced
+                            // datagrams; split `buf[..n]` back into individual
+                            // datagrams by `stride` and deliver each.
+                            self.deliver_udp_batch(udp_receivers.buf(idx), meta.len, meta.stride, local_addr, meta.addr).await;
 
-                                // Immediately create a new future for this socket and reuse the buffer
-                                let (socket_local_addr, socket) = &udp_socket_list[idx];
-                                let socket_local_addr = *socket_local_addr;
-                                let socket = socket.clone();
-                                udp_recv_futures.push(
-                                    create_udp_recv_future(idx, socket_local_addr, socket.clone(), buf).boxed()
-                                );
-
-                                // Batch-drain: drain a bounded burst of additional
-                                // ready datagrams from this socket without blocking.
-                                //
-                                // Probes via `poll_once` on the poll-based primitive, so a
-                                // "nothing ready" answer — the common case that ends every
-                                // burst — costs no allocation. A boxed-future probe would
-                                // allocate per attempt just to discard it.
-                                //
-                                // TODO(perf): each probe is one syscall for one message.
-                                // On `recvmmsg` platforms a slab of `BATCH_SIZE` buffers
-                                // would drain the same burst in a single call.
-                                let mut burst = 0;
-                                let mut burst_meta = [RecvMeta::default(); 1];
-                                while burst < MAX_UDP_RECV_BURST {
-                                    let probe = crate::runtime::poll_once(|cx| {
-                                        let mut bufs = [IoSliceMut::new(&mut burst_buf)];
-                                        socket.poll_recv(cx, &mut bufs, &mut burst_meta)
-                                    });
-                                    match probe {
-                                        Some(Ok(_)) => {
-                                            let m = burst_meta[0];
-                                            self.deliver_udp_batch(&burst_buf, m.len, m.stride, socket_local_addr, m.addr).await;
-                                            burst += 1;
-                                        }
-                                        _ => break, // would-block (pending) or error
+                            // Batch-drain: drain a bounded burst of additional
+                            // ready datagrams from this socket without blocking.
+                            //
+                            // Probes via `poll_once` on the poll-based primitive, so a
+                            // "nothing ready" answer — the common case that ends every
+                            // burst — costs no allocation.
+                            //
+                            // TODO(perf): each probe is one syscall for one message.
+                            // On `recvmmsg` platforms a slab of `BATCH_SIZE` buffers
+                            // would drain the same burst in a single call.
+                            let mut burst = 0;
+                            let mut burst_meta = [RecvMeta::default(); 1];
+                            while burst < MAX_UDP_RECV_BURST {
+                                let probe = crate::runtime::poll_once(|cx| {
+                                    let mut bufs = [IoSliceMut::new(&mut burst_buf)];
+                                    socket.poll_recv(cx, &mut bufs, &mut burst_meta)
+                                });
+                                match probe {
+                                    Some(Ok(_)) => {
+                                        let m = burst_meta[0];
+                                        self.deliver_udp_batch(&burst_buf, m.len, m.stride, local_addr, m.addr).await;
+                                        burst += 1;
                                     }
+                                    _ => break, // would-block (pending) or error
                                 }
                             }
-                            Some(SocketRecvResult::Error { err, local_addr, idx, buf }) => {
-                                if is_retryable_socket_recv_error(&err) {
-                                    trace!("Transient socket recv error on {}: {}", local_addr, err);
-
-                                    let (socket_local_addr, socket) = &udp_socket_list[idx];
-                                    udp_recv_futures.push(
-                                        create_udp_recv_future(idx, *socket_local_addr, socket.clone(), buf).boxed()
-                                    );
-                                    continue;
-                                }
-
-                                error!("Socket recv error on {}: {}", local_addr, err);
-                                self.udp_sockets.remove(&local_addr);
-                                active_socket_count -= 1;
-
-                                if active_socket_count == 0 && self.tcp_transport.is_empty() {
-                                    return Err(err.into());
-                                }
+                        }
+                        Err(err) => {
+                            if is_retryable_socket_recv_error(&err) {
+                                trace!("Transient socket recv error on {}: {}", local_addr, err);
+                                continue;
                             }
-                            None => {
-                                // All socket futures completed (should never happen in normal operation)
-                                if self.tcp_transport.is_empty() {
-                                    return Err(Error::Other("all socket futures completed".to_owned()));
-                                }
+
+                            error!("Socket recv error on {}: {}", local_addr, err);
+                            self.udp_sockets.remove(&local_addr);
+                            udp_receivers.retire(idx);
+                            active_socket_count -= 1;
+
+                            if active_socket_count == 0 && self.tcp_transport.is_empty() {
+                                return Err(err.into());
                             }
                         }
                     }

@@ -46,9 +46,12 @@
 //!
 //! [`PeerConnection::sctp`]: crate::peer_connection::PeerConnection::sctp
 
+use crate::runtime::{AsyncUdpSocket, RecvMeta};
 use rtc::shared::FourTuple;
 use std::io;
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
+use std::task::Poll;
 
 pub(crate) mod stun_gatherer;
 pub(crate) mod tcp_transport;
@@ -110,25 +113,91 @@ pub(crate) fn gro_recv_buf_len(max_gro: usize) -> usize {
     }
 }
 
-pub(crate) enum SocketRecvResult {
-    Packet {
-        /// Total bytes received into `buf` across all GRO-coalesced datagrams.
-        n: usize,
-        /// Per-datagram size for GRO de-segmentation; `buf[..n]` is walked in
-        /// `stride`-sized steps (the last datagram may be shorter). Equals `n`
-        /// when a single datagram was received.
-        stride: usize,
-        local_addr: SocketAddr,
-        peer_addr: SocketAddr,
-        idx: usize,
-        buf: Vec<u8>,
-    },
-    Error {
-        err: io::Error,
-        local_addr: SocketAddr,
-        idx: usize,
-        buf: Vec<u8>,
-    },
+/// A connection's UDP sockets, each with its receive buffer, read by the driver loop.
+///
+/// The loop asks [`poll_recv`](Self::poll_recv) for the next datagram of any socket. The
+/// sockets are polled in turn from the one after the last that delivered, so that a busy
+/// socket cannot starve the others, and each keeps its buffer: a datagram costs no allocation
+/// (the loop used to box a receive future per socket and queue it on a `FuturesUnordered`
+/// again after each datagram: two allocations per datagram).
+#[derive(Default)]
+pub(crate) struct UdpReceivers {
+    sockets: Vec<UdpReceiver>,
+    /// The socket polled first next time.
+    next: usize,
+}
+
+struct UdpReceiver {
+    local_addr: SocketAddr,
+    socket: Arc<dyn AsyncUdpSocket>,
+    buf: Vec<u8>,
+    /// False once the socket failed for good: it is not read again.
+    live: bool,
+}
+
+impl UdpReceivers {
+    /// Receivers for `sockets` (local address and socket), each with a buffer sized for the
+    /// datagrams its socket may coalesce.
+    pub(crate) fn new(sockets: &[(SocketAddr, Arc<dyn AsyncUdpSocket>)]) -> Self {
+        let sockets = sockets
+            .iter()
+            .map(|(local_addr, socket)| UdpReceiver {
+                local_addr: *local_addr,
+                socket: socket.clone(),
+                buf: vec![0u8; gro_recv_buf_len(socket.max_gro_segments())],
+                live: true,
+            })
+            .collect();
+        Self { sockets, next: 0 }
+    }
+
+    /// How many sockets are still read.
+    pub(crate) fn live(&self) -> usize {
+        self.sockets.iter().filter(|r| r.live).count()
+    }
+
+    /// The next datagram of any live socket: its socket's index and what was received into
+    /// that socket's buffer ([`buf`](Self::buf)), or the socket's error. Pending when none has
+    /// one; every live socket polled then wakes the task when it has.
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<(usize, io::Result<RecvMeta>)> {
+        let len = self.sockets.len();
+        for k in 0..len {
+            let idx = (self.next + k) % len;
+            let receiver = &mut self.sockets[idx];
+            if !receiver.live {
+                continue;
+            }
+            let mut meta = [RecvMeta::default(); 1];
+            let mut bufs = [IoSliceMut::new(&mut receiver.buf)];
+            if let Poll::Ready(received) = receiver.socket.poll_recv(cx, &mut bufs, &mut meta) {
+                self.next = (idx + 1) % len;
+                return Poll::Ready((idx, received.map(|_| meta[0])));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// What the last datagram of socket `idx` left in its buffer.
+    pub(crate) fn buf(&self, idx: usize) -> &[u8] {
+        self.sockets.get(idx).map_or(&[][..], |r| &r.buf)
+    }
+
+    /// Socket `idx` and its local address.
+    pub(crate) fn socket(&self, idx: usize) -> Option<(SocketAddr, Arc<dyn AsyncUdpSocket>)> {
+        self.sockets
+            .get(idx)
+            .map(|r| (r.local_addr, r.socket.clone()))
+    }
+
+    /// Stops reading socket `idx` (it failed for good).
+    pub(crate) fn retire(&mut self, idx: usize) {
+        if let Some(r) = self.sockets.get_mut(idx) {
+            r.live = false;
+        }
+    }
 }
 
 pub(crate) enum TcpReadResult {
@@ -532,5 +601,98 @@ impl IceTransport for IceTransportImpl {
 
     async fn get_remote_parameters(&self) -> Result<Option<RTCIceParameters>> {
         read_ice!(self, |ice| ice.get_remote_parameters())
+    }
+}
+
+#[cfg(test)]
+mod udp_receivers_tests {
+    use super::UdpReceivers;
+    use crate::runtime::{AsyncUdpSocket, RecvMeta, Transmit};
+    use std::collections::VecDeque;
+    use std::io::{self, IoSliceMut};
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    /// A socket that has the datagrams queued on it, then none (pending).
+    #[derive(Debug, Default)]
+    struct Queued {
+        datagrams: Mutex<VecDeque<Vec<u8>>>,
+    }
+
+    impl Queued {
+        fn with(datagrams: &[&[u8]]) -> Arc<Self> {
+            Arc::new(Self {
+                datagrams: Mutex::new(datagrams.iter().map(|d| d.to_vec()).collect()),
+            })
+        }
+    }
+
+    impl AsyncUdpSocket for Queued {
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            Ok(SocketAddr::from(([127, 0, 0, 1], 1)))
+        }
+
+        fn poll_send(
+            &self,
+            _: &mut Context<'_>,
+            transmit: &Transmit<'_>,
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(transmit.contents.len()))
+        }
+
+        fn poll_recv(
+            &self,
+            _: &mut Context<'_>,
+            bufs: &mut [IoSliceMut<'_>],
+            meta: &mut [RecvMeta],
+        ) -> Poll<io::Result<usize>> {
+            let Some(datagram) = self.datagrams.lock().unwrap().pop_front() else {
+                return Poll::Pending;
+            };
+            bufs[0][..datagram.len()].copy_from_slice(&datagram);
+            meta[0] = RecvMeta::default();
+            meta[0].len = datagram.len();
+            meta[0].stride = datagram.len();
+            meta[0].addr = SocketAddr::from(([127, 0, 0, 1], 9));
+            Poll::Ready(Ok(1))
+        }
+    }
+
+    fn next(receivers: &mut UdpReceivers) -> Option<(usize, Vec<u8>)> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match receivers.poll_recv(&mut cx) {
+            Poll::Ready((idx, Ok(meta))) => Some((idx, receivers.buf(idx)[..meta.len].to_vec())),
+            Poll::Ready((_, Err(e))) => panic!("unexpected error {e}"),
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn udp_receivers_take_turns_keep_their_buffers_and_skip_a_retired_socket() {
+        let (a, b) = (Queued::with(&[b"a1", b"a2", b"a3"]), Queued::with(&[b"b1"]));
+        let sockets: Vec<(SocketAddr, Arc<dyn AsyncUdpSocket>)> = vec![
+            (SocketAddr::from(([127, 0, 0, 1], 1)), a.clone()),
+            (SocketAddr::from(([127, 0, 0, 1], 2)), b.clone()),
+        ];
+        let mut receivers = UdpReceivers::new(&sockets);
+        assert_eq!(receivers.live(), 2);
+        // In turn: a busy socket does not starve the other one.
+        assert_eq!(next(&mut receivers), Some((0, b"a1".to_vec())));
+        assert_eq!(next(&mut receivers), Some((1, b"b1".to_vec())));
+        assert_eq!(next(&mut receivers), Some((0, b"a2".to_vec())));
+        // `b` has nothing: `a` again.
+        assert_eq!(next(&mut receivers), Some((0, b"a3".to_vec())));
+        assert_eq!(next(&mut receivers), None);
+        assert_eq!(receivers.socket(1).map(|(addr, _)| addr.port()), Some(2));
+
+        // A retired socket is not read any more, whatever it has.
+        a.datagrams.lock().unwrap().push_back(b"a4".to_vec());
+        b.datagrams.lock().unwrap().push_back(b"b2".to_vec());
+        receivers.retire(0);
+        assert_eq!(receivers.live(), 1);
+        assert_eq!(next(&mut receivers), Some((1, b"b2".to_vec())));
+        assert_eq!(next(&mut receivers), None);
+        assert_eq!(a.datagrams.lock().unwrap().len(), 1);
     }
 }
