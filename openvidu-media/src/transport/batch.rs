@@ -87,6 +87,15 @@ struct MmsgScratch {
 }
 
 #[cfg(target_os = "linux")]
+impl MmsgScratch {
+    fn clear(&mut self) {
+        self.addrs.clear();
+        self.iovecs.clear();
+        self.headers.clear();
+    }
+}
+
+#[cfg(target_os = "linux")]
 thread_local! {
     static MMSG_SCRATCH: std::cell::RefCell<MmsgScratch> = std::cell::RefCell::default();
 }
@@ -96,10 +105,10 @@ thread_local! {
 fn send_run(socket: &MuxSocket, run: &[Queued]) -> usize {
     MMSG_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut scratch) => {
+            // Emptied before too: a call that unwound may have left pointers to what it sent.
+            scratch.clear();
             let lost = send_run_with(socket, run, &mut scratch);
-            scratch.addrs.clear();
-            scratch.iovecs.clear();
-            scratch.headers.clear();
+            scratch.clear();
             lost
         }
         // Not reentrant; should a flush ever run inside another on this thread, it pays for
