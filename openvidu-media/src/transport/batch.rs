@@ -76,8 +76,8 @@ impl SendBatch {
 }
 
 /// The arrays a `sendmmsg` call reads, kept from one call to the next so that a flush allocates
-/// nothing (one set per thread: a flush fills them and empties them before it returns, so they
-/// hold no pointer between calls).
+/// nothing (one set per thread, emptied before each call: between calls they may still point at
+/// datagrams already sent, and are never read then).
 #[cfg(target_os = "linux")]
 #[derive(Default)]
 struct MmsgScratch {
@@ -105,11 +105,10 @@ thread_local! {
 fn send_run(socket: &MuxSocket, run: &[Queued]) -> usize {
     MMSG_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut scratch) => {
-            // Emptied before too: a call that unwound may have left pointers to what it sent.
+            // Emptied first: what an earlier call left (one that unwound included) points at
+            // datagrams already sent and freed.
             scratch.clear();
-            let lost = send_run_with(socket, run, &mut scratch);
-            scratch.clear();
-            lost
+            send_run_with(socket, run, &mut scratch)
         }
         // Not reentrant; should a flush ever run inside another on this thread, it pays for
         // arrays of its own.

@@ -14,7 +14,7 @@ use crate::peer_connection::PeerConnectionRef;
 use crate::peer_connection::transport::tcp_transport::RTCTcpTransport;
 use crate::peer_connection::transport::{
     MAX_GSO_BATCH_BYTES, MAX_GSO_SEGMENTS, MIN_GSO_RUN, UDP_RECV_BUF_LEN, UdpReceivers,
-    gro_recv_buf_len, is_retryable_socket_recv_error,
+    is_retryable_socket_recv_error,
 };
 use crate::rtp_transceiver::rtp_receiver::RtpReceiverImpl;
 use crate::rtp_transceiver::{RtpReceiver, RtpTransceiverImpl};
@@ -721,6 +721,23 @@ where
         Ok(())
     }
 
+    /// Receivers for the UDP sockets the transports are bound to now, the mDNS socket with
+    /// them: each socket with a buffer of its own (see [`UdpReceivers`]).
+    fn udp_receivers(&self) -> UdpReceivers {
+        let sockets: Vec<(SocketAddr, Arc<dyn AsyncUdpSocket>)> = self
+            .udp_sockets
+            .iter()
+            .map(|(addr, socket)| (*addr, socket.clone()))
+            .chain(self.mdns_socket.iter().filter_map(|socket| {
+                socket
+                    .local_addr()
+                    .ok()
+                    .map(|local_addr| (local_addr, socket.clone()))
+            }))
+            .collect();
+        UdpReceivers::new(&sockets)
+    }
+
     /// Mark the connection closing and wake any sender parked in send back-pressure.
     ///
     /// Called once the driver's [`event_loop`](Self::event_loop) has returned for ANY reason
@@ -753,19 +770,6 @@ where
         }
         let _ = init_tx.try_send(Ok(()));
 
-        // Collect socket info into a vec for indexed access
-        let udp_socket_list: Vec<(SocketAddr, Arc<dyn AsyncUdpSocket>)> = self
-            .udp_sockets
-            .iter()
-            .map(|(addr, sock)| (*addr, sock.clone()))
-            .chain(self.mdns_socket.iter().filter_map(|socket| {
-                socket
-                    .local_addr()
-                    .ok()
-                    .map(|local_addr| (local_addr, socket.clone()))
-            }))
-            .collect();
-
         // Every socket with its buffer, allocated once and reused forever; each sized for the
         // socket's GRO coalescing capacity so a single `poll_recv` can hold up to
         // `max_gro_segments()` datagrams without truncation, and `stride` carries the
@@ -775,8 +779,7 @@ where
         // (`recvmmsg` on Linux), but this asks for one. Widening it to a slab of
         // `BATCH_SIZE` buffers would collapse the burst-drain loop below into a single
         // syscall; the buffer bookkeeping is the only reason it is staged separately.
-        let mut udp_receivers = UdpReceivers::new(&udp_socket_list);
-        let mut active_socket_count = udp_receivers.live();
+        let mut udp_receivers = self.udp_receivers();
         // When an already-expired deadline was last handled, so the loop can decline to do it
         // again within the same millisecond. `None` once a deadline lands in the future, so a
         // connection behaving normally never carries state from an earlier stall.
@@ -791,15 +794,7 @@ where
         const MAX_UDP_RECV_BURST: usize = 64;
         // The burst buffer is shared across sockets, so size it for the largest GRO
         // capacity among them (falls back to the plain size when none support GRO).
-        let burst_buf_len = udp_socket_list
-            .iter()
-            .map(|(_, socket)| gro_recv_buf_len(socket.max_gro_segments()))
-            .max()
-            .unwrap_or(UDP_RECV_BUF_LEN);
-        let mut burst_buf = vec![0u8; burst_buf_len];
-        // The receivers hold the sockets from here on: no other clone may keep one open past an
-        // ICE restart's rebind.
-        drop(udp_socket_list);
+        let mut burst_buf = vec![0u8; udp_receivers.max_buf_len().unwrap_or(UDP_RECV_BUF_LEN)];
 
         // The timer armed for the next deadline, kept from one iteration to the next while the
         // deadline stays the same: most iterations handle a datagram and leave every protocol
@@ -976,19 +971,7 @@ where
                                     // Rebuild everything keyed by socket index. The receivers
                                     // dropped above owned the old buffers and were reading
                                     // sockets that no longer exist.
-                                    let udp_socket_list: Vec<(SocketAddr, Arc<dyn AsyncUdpSocket>)> = self
-                                        .udp_sockets
-                                        .iter()
-                                        .map(|(addr, socket)| (*addr, socket.clone()))
-                                        .chain(self.mdns_socket.iter().filter_map(|socket| {
-                                            socket
-                                                .local_addr()
-                                                .ok()
-                                                .map(|local_addr| (local_addr, socket.clone()))
-                                        }))
-                                        .collect();
-                                    udp_receivers = UdpReceivers::new(&udp_socket_list);
-                                    active_socket_count = udp_receivers.live();
+                                    udp_receivers = self.udp_receivers();
                                 }
                                 Err(err) => {
                                     // `bind_transports` drops before it binds, so there is
@@ -1057,9 +1040,8 @@ where
                             error!("Socket recv error on {}: {}", local_addr, err);
                             self.udp_sockets.remove(&local_addr);
                             udp_receivers.retire(idx);
-                            active_socket_count -= 1;
 
-                            if active_socket_count == 0 && self.tcp_transport.is_empty() {
+                            if udp_receivers.live() == 0 && self.tcp_transport.is_empty() {
                                 return Err(err.into());
                             }
                         }

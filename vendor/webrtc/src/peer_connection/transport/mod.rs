@@ -180,6 +180,11 @@ impl UdpReceivers {
         Poll::Pending
     }
 
+    /// The largest of the sockets' buffers; `None` without sockets.
+    pub(crate) fn max_buf_len(&self) -> Option<usize> {
+        self.sockets.iter().map(|r| r.buf.len()).max()
+    }
+
     /// What the last datagram of socket `idx` left in its buffer.
     pub(crate) fn buf(&self, idx: usize) -> &[u8] {
         self.sockets.get(idx).map_or(&[][..], |r| &r.buf)
@@ -677,6 +682,7 @@ mod udp_receivers_tests {
         ];
         let mut receivers = UdpReceivers::new(&sockets);
         assert_eq!(receivers.live(), 2);
+        assert_eq!(receivers.max_buf_len(), Some(super::UDP_RECV_BUF_LEN));
         // In turn: a busy socket does not starve the other one.
         assert_eq!(next(&mut receivers), Some((0, b"a1".to_vec())));
         assert_eq!(next(&mut receivers), Some((1, b"b1".to_vec())));
