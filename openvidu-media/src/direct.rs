@@ -40,35 +40,40 @@ impl DirectRtp {
         *lock(&self.srtp) = Some(context);
     }
 
-    /// Marshals, encrypts and queues `packet` on `batch`.
+    /// Marshals, encrypts and queues `packet` on `batch`: marshalled into the batch's scratch
+    /// space, encrypted into its datagram buffer, so that nothing is allocated per packet.
     fn send(&self, packet: &rtp::Packet, batch: &mut SendBatch) -> Handed {
         let Some(path) = self.path.get() else {
             return Handed::Unbound;
         };
-        let plain = &mut batch.scratch;
-        plain.resize(packet.marshal_size(), 0);
-        if let Err(e) = packet.marshal_to(plain) {
-            tracing::debug!(error = %e, "forwarded RTP packet could not be marshalled");
-            return Handed::Unbound;
-        }
-        let encrypted = {
+        let queued = batch.queue_with(path.socket, path.to, |plain, datagrams| {
+            plain.resize(packet.marshal_size(), 0);
+            packet.marshal_to(plain).map_err(Unsent::Marshal)?;
             let mut srtp = lock(&self.srtp);
-            let Some(context) = srtp.as_mut() else {
-                return Handed::Unbound;
-            };
-            context.encrypt_rtp_with_header(plain, &packet.header)
-        };
-        match encrypted {
-            Ok(datagram) => {
-                batch.push(path.socket, path.to, datagram);
-                Handed::Queued
+            let context = srtp.as_mut().ok_or(Unsent::NoKeys)?;
+            context.encrypt_rtp_with_header_into(plain, &packet.header, datagrams).map_err(Unsent::Encrypt)
+        });
+        match queued {
+            Ok(()) => Handed::Queued,
+            Err(Unsent::NoKeys) => Handed::Unbound,
+            Err(Unsent::Marshal(e)) => {
+                tracing::debug!(error = %e, "forwarded RTP packet could not be marshalled");
+                Handed::Unbound
             }
-            Err(e) => {
+            Err(Unsent::Encrypt(e)) => {
                 tracing::debug!(error = %e, "forwarded RTP packet could not be encrypted");
                 Handed::Unbound
             }
         }
     }
+}
+
+/// Why [`DirectRtp::send`] queued nothing.
+enum Unsent {
+    /// No SRTP context yet: the handshake is not done.
+    NoKeys,
+    Marshal(rtc::shared::error::Error),
+    Encrypt(rtc::shared::error::Error),
 }
 
 /// One leg (a track of one subscriber) sent by [`DirectRtp`], with the counters of its sender

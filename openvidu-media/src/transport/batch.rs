@@ -1,6 +1,8 @@
 //! The fan-out's sends: the datagrams of many peer connections, queued while one packet is
 //! forwarded to every subscriber, then sent with one `sendmmsg` per socket instead of one
-//! system call (and one driver task wake) per subscriber.
+//! system call (and one driver task wake) per subscriber. The datagrams are written one after
+//! the other into one buffer that the batch keeps from one packet to the next, so that queuing
+//! one allocates nothing once the buffer has grown to a fan-out's size.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +12,12 @@ use bytes::BytesMut;
 
 use super::MuxSocket;
 
-/// One datagram waiting for [`SendBatch::flush`].
+/// One datagram waiting for [`SendBatch::flush`]: `datagrams[start..end]` of its batch.
 struct Queued {
     socket: Arc<MuxSocket>,
     to: SocketAddr,
-    data: BytesMut,
+    start: usize,
+    end: usize,
 }
 
 /// Datagrams queued for sending, and the scratch space a packet is marshalled into before it is
@@ -22,8 +25,10 @@ struct Queued {
 #[derive(Default)]
 pub(crate) struct SendBatch {
     queued: Vec<Queued>,
+    /// The queued datagrams, back to back (kept to reuse its allocation).
+    datagrams: BytesMut,
     /// A plain RTP packet, marshalled (kept to reuse its allocation).
-    pub(crate) scratch: Vec<u8>,
+    scratch: Vec<u8>,
     /// When the datagrams queued now are sent, read once per batch.
     now: Option<Instant>,
 }
@@ -39,9 +44,36 @@ impl SendBatch {
         *self.now.get_or_insert_with(Instant::now)
     }
 
-    /// Queues `data` for `to` on `socket`.
-    pub(crate) fn push(&mut self, socket: Arc<MuxSocket>, to: SocketAddr, data: BytesMut) {
-        self.queued.push(Queued { socket, to, data });
+    /// Queues for `to` on `socket` the datagram `write` appends to the buffer it is given (the
+    /// second argument), with the batch's scratch space (the first, left as the last call left
+    /// it) to prepare it in. On an error nothing is queued, and what `write` appended is dropped.
+    pub(crate) fn queue_with<E>(
+        &mut self,
+        socket: Arc<MuxSocket>,
+        to: SocketAddr,
+        write: impl FnOnce(&mut Vec<u8>, &mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.datagrams.len();
+        match write(&mut self.scratch, &mut self.datagrams) {
+            Ok(()) => {
+                self.queued.push(Queued { socket, to, start, end: self.datagrams.len() });
+                Ok(())
+            }
+            Err(e) => {
+                self.datagrams.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Queues a copy of `data` for `to` on `socket`.
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, socket: Arc<MuxSocket>, to: SocketAddr, data: &[u8]) {
+        let queued: Result<(), std::convert::Infallible> = self.queue_with(socket, to, |_, datagrams| {
+            datagrams.extend_from_slice(data);
+            Ok(())
+        });
+        let Ok(()) = queued;
     }
 
     /// How many datagrams are queued.
@@ -62,11 +94,12 @@ impl SendBatch {
                 .position(|q| !Arc::ptr_eq(&q.socket, socket))
                 .map_or(self.queued.len(), |n| start + n);
             for run in self.queued[start..end].chunks(MAX_PER_CALL) {
-                lost += send_run(socket, run);
+                lost += send_run(socket, run, &self.datagrams);
             }
             start = end;
         }
         self.queued.clear();
+        self.datagrams.clear();
         self.now = None;
         if lost > 0 {
             tracing::debug!(lost, "fan-out: datagrams the socket could not take");
@@ -100,32 +133,34 @@ thread_local! {
     static MMSG_SCRATCH: std::cell::RefCell<MmsgScratch> = std::cell::RefCell::default();
 }
 
-/// Sends `run` (datagrams of one socket) with `sendmmsg`; returns how many were not sent.
+/// Sends `run` (datagrams of one socket, in `datagrams`) with `sendmmsg`; returns how many were
+/// not sent.
 #[cfg(target_os = "linux")]
-fn send_run(socket: &MuxSocket, run: &[Queued]) -> usize {
+fn send_run(socket: &MuxSocket, run: &[Queued], datagrams: &[u8]) -> usize {
     MMSG_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut scratch) => {
             // Emptied first: what an earlier call left (one that unwound included) points at
             // datagrams already sent and freed.
             scratch.clear();
-            send_run_with(socket, run, &mut scratch)
+            send_run_with(socket, run, datagrams, &mut scratch)
         }
         // Not reentrant; should a flush ever run inside another on this thread, it pays for
         // arrays of its own.
-        Err(_) => send_run_with(socket, run, &mut MmsgScratch::default()),
+        Err(_) => send_run_with(socket, run, datagrams, &mut MmsgScratch::default()),
     })
 }
 
 /// [`send_run`] with the arrays of `scratch` (empty when called).
 #[cfg(target_os = "linux")]
-fn send_run_with(socket: &MuxSocket, run: &[Queued], scratch: &mut MmsgScratch) -> usize {
+fn send_run_with(socket: &MuxSocket, run: &[Queued], datagrams: &[u8], scratch: &mut MmsgScratch) -> usize {
     use std::os::fd::AsRawFd;
 
     let MmsgScratch { addrs, iovecs, headers } = scratch;
     addrs.extend(run.iter().map(|q| socket2::SockAddr::from(q.to)));
-    iovecs.extend(
-        run.iter().map(|q| libc::iovec { iov_base: q.data.as_ptr() as *mut libc::c_void, iov_len: q.data.len() }),
-    );
+    iovecs.extend(run.iter().map(|q| {
+        let data = &datagrams[q.start..q.end];
+        libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() }
+    }));
     headers.extend(addrs.iter().zip(iovecs.iter_mut()).map(|(addr, iov)| {
         // SAFETY: `mmsghdr` is plain old data; all-zero is a valid (empty) value.
         let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
@@ -142,7 +177,7 @@ fn send_run_with(socket: &MuxSocket, run: &[Queued], scratch: &mut MmsgScratch) 
         let rest = &mut headers[done..];
         let count = libc::c_uint::try_from(rest.len()).unwrap_or(libc::c_uint::MAX);
         // SAFETY: `fd` is the open socket `socket` owns; every header points at an address in
-        // `addrs` and one iovec in `iovecs` over a datagram in `run`, all alive and unmoved
+        // `addrs` and one iovec in `iovecs` over a datagram in `datagrams`, all alive and unmoved
         // (none of the three arrays grows after `headers` is made) until this function returns.
         let sent = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), count, 0) };
         if let Ok(sent @ 1..) = usize::try_from(sent) {
@@ -169,8 +204,8 @@ fn send_run_with(socket: &MuxSocket, run: &[Queued], scratch: &mut MmsgScratch) 
 
 /// Sends `run` one datagram at a time (no `sendmmsg` here).
 #[cfg(not(target_os = "linux"))]
-fn send_run(socket: &MuxSocket, run: &[Queued]) -> usize {
-    run.iter().filter(|q| socket.try_send_to(&q.data, q.to).is_err()).count()
+fn send_run(socket: &MuxSocket, run: &[Queued], datagrams: &[u8]) -> usize {
+    run.iter().filter(|q| socket.try_send_to(&datagrams[q.start..q.end], q.to).is_err()).count()
 }
 
 #[cfg(test)]
@@ -201,7 +236,7 @@ mod tests {
         let to_b = |i: &u16| (40..50).contains(i);
         for i in 0..60u16 {
             let (socket, to) = if to_b(&i) { (&other, b_addr) } else { (&sender, a_addr) };
-            batch.push(socket.clone(), to, BytesMut::from(&i.to_be_bytes()[..]));
+            batch.push(socket.clone(), to, &i.to_be_bytes());
         }
         assert_eq!(batch.len(), 60);
         assert_eq!(batch.flush(), 0);
@@ -218,14 +253,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_write_queues_nothing_and_the_next_batch_reuses_the_buffer() {
+        let sender = sender();
+        let (a, a_addr) = receiver().await;
+        let mut batch = SendBatch::default();
+        let fill = |batch: &mut SendBatch| {
+            for i in 0..20u8 {
+                batch.push(sender.clone(), a_addr, &[i; 200]);
+            }
+            let failed = batch.queue_with(sender.clone(), a_addr, |scratch, datagrams| {
+                scratch.extend_from_slice(b"prepared");
+                datagrams.extend_from_slice(b"half written");
+                Err("refused")
+            });
+            assert_eq!(failed, Err("refused"));
+            assert_eq!(batch.len(), 20);
+            assert_eq!(batch.datagrams.len(), 20 * 200, "what the failed write appended is dropped");
+        };
+        fill(&mut batch);
+        let buffer = (batch.datagrams.as_ptr(), batch.datagrams.capacity());
+        assert_eq!(batch.flush(), 0);
+        assert!(batch.datagrams.is_empty());
+        fill(&mut batch);
+        assert_eq!(
+            (batch.datagrams.as_ptr(), batch.datagrams.capacity()),
+            buffer,
+            "the second batch is written where the first was, without allocating"
+        );
+        assert_eq!(batch.flush(), 0);
+        let mut buf = [0u8; 256];
+        for i in (0..20u8).chain(0..20) {
+            let n = recv(&a, &mut buf).await;
+            assert_eq!(&buf[..n], &[i; 200][..]);
+        }
+    }
+
+    #[tokio::test]
     async fn a_refused_destination_costs_only_its_own_datagram() {
         let sender = sender();
         let (a, a_addr) = receiver().await;
         let mut batch = SendBatch::default();
-        batch.push(sender.clone(), a_addr, BytesMut::from(&b"one"[..]));
+        batch.push(sender.clone(), a_addr, b"one");
         // An IPv6 destination on an IPv4 socket: refused by the kernel.
-        batch.push(sender.clone(), "[::1]:9".parse().expect("addr"), BytesMut::from(&b"lost"[..]));
-        batch.push(sender.clone(), a_addr, BytesMut::from(&b"two"[..]));
+        batch.push(sender.clone(), "[::1]:9".parse().expect("addr"), b"lost");
+        batch.push(sender.clone(), a_addr, b"two");
         assert_eq!(batch.flush(), 1);
         let mut buf = [0u8; 16];
         for expected in [&b"one"[..], &b"two"[..]] {
