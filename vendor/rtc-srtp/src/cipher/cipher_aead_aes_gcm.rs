@@ -320,7 +320,10 @@ mod tests {
         };
 
         let payload = vec![0u8; 100];
-        let encrypted = cipher.encrypt_rtp(&payload, &header, 0).unwrap();
+        let mut encrypted = BytesMut::new();
+        cipher
+            .encrypt_rtp_into(&payload, &header, 0, &mut encrypted)
+            .unwrap();
 
         let decrypted = cipher.decrypt_rtp(&encrypted, &header, 0).unwrap();
         assert_eq!(&decrypted[..], &payload[..]);
@@ -367,7 +370,10 @@ mod tests {
         };
 
         let payload = vec![0u8; 100];
-        let encrypted = cipher.encrypt_rtp(&payload, &header, 0).unwrap();
+        let mut encrypted = BytesMut::new();
+        cipher
+            .encrypt_rtp_into(&payload, &header, 0, &mut encrypted)
+            .unwrap();
 
         let decrypted = cipher.decrypt_rtp(&encrypted, &header, 0).unwrap();
         assert_eq!(&decrypted[..], &payload[..]);

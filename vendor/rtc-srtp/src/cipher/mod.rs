@@ -50,15 +50,6 @@ pub(crate) trait Cipher: Send {
     /// Retrieved RTCP index.
     fn get_rtcp_index(&self, input: &[u8]) -> usize;
 
-    /// Encrypt RTP payload.
-    fn encrypt_rtp(&mut self, payload: &[u8], header: &rtp::Header, roc: u32) -> Result<BytesMut> {
-        let mut dst = BytesMut::with_capacity(
-            payload.len() + self.rtp_auth_tag_len() + self.aead_auth_tag_len(),
-        );
-        self.encrypt_rtp_into(payload, header, roc, &mut dst)?;
-        Ok(dst)
-    }
-
     /// Encrypts an RTP packet (`payload`: the header, then the payload), appending the protected
     /// packet to `dst`; on an error `dst` is as it was (openvidu-rs). `payload` holds at least
     /// the header.
