@@ -31,6 +31,7 @@ use crate::config::UdpPorts;
 use crate::node::MediaError;
 
 mod batch;
+mod hold;
 mod mux_socket;
 #[cfg(test)]
 mod tests;
@@ -161,7 +162,17 @@ type Datagram = (Vec<u8>, SocketAddr);
 #[derive(Default)]
 struct MuxState {
     table: MuxTable,
-    sinks: HashMap<SlotId, mpsc::Sender<Datagram>>,
+    sinks: HashMap<SlotId, Sink>,
+}
+
+/// Where the mux puts a peer connection's datagrams.
+struct Sink {
+    queue: mpsc::Sender<Datagram>,
+    /// The runtime the connection's driver runs on, when not the mux's own: what can wait is
+    /// held for it ([`hold`]).
+    driven_on: Option<tokio::runtime::Handle>,
+    /// SRTP or SRTCP has come from the peer: DTLS is done, the connection is up.
+    up: bool,
 }
 
 /// One shared UDP socket and its routing state.
@@ -251,7 +262,16 @@ impl Transport {
     /// The socket that replaces the one the driver bound at `local` for the peer connection
     /// whose ICE ufrag is `ufrag` (in mux mode, one that records the connection's [`MediaPath`]
     /// in `path`), and the address to advertise for it.
-    fn replace_socket(&self, local: SocketAddr, ufrag: &str, path: &Arc<MediaPath>) -> io::Result<Replacement> {
+    ///
+    /// `driven_on` is the runtime the connection's driver runs on, when it is not the one the
+    /// mux reads on.
+    fn replace_socket(
+        &self,
+        local: SocketAddr,
+        ufrag: &str,
+        path: &Arc<MediaPath>,
+        driven_on: Option<&tokio::runtime::Handle>,
+    ) -> io::Result<Replacement> {
         let announce = |port| SocketAddr::new(self.announced.unwrap_or(local.ip()), port);
         match &self.mode {
             Mode::Mux { port, ports } => {
@@ -266,7 +286,7 @@ impl Transport {
                 let slot = {
                     let mut state = lock(&mux.state);
                     let slot = state.table.register(ufrag);
-                    state.sinks.insert(slot, tx);
+                    state.sinks.insert(slot, Sink { queue: tx, driven_on: driven_on.cloned(), up: false });
                     slot
                 };
                 let socket = Arc::new(MuxedSocket {
@@ -355,8 +375,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 async fn mux_receive(socket: Arc<MuxSocket>, state: Arc<Mutex<MuxState>>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut held = hold::HeldDatagrams::default();
+    let release = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(release);
     loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            biased;
+            received = socket.recv_from(&mut buf) => received,
+            () = &mut release, if !held.is_empty() => {
+                held.release();
+                continue;
+            }
+        };
+        let (n, from) = match received {
             Ok(received) => received,
             Err(e) => {
                 // ICMP errors (e.g. port unreachable) surface here on some systems; keep going,
@@ -372,11 +403,30 @@ async fn mux_receive(socket: Arc<MuxSocket>, state: Arc<Mutex<MuxState>>) {
             tracing::trace!(%from, len = n, "UDP mux: datagram for no peer");
             continue;
         };
-        let closed = match state.sinks.get(&slot) {
-            Some(sink) => match sink.try_send((datagram.to_vec(), from)) {
-                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => false,
-                Err(mpsc::error::TrySendError::Closed(_)) => true,
-            },
+        let closed = match state.sinks.get_mut(&slot) {
+            Some(sink) => {
+                sink.up |= matches!(datagram.first(), Some(128..=191));
+                let can_wait = sink.up && hold::can_wait(datagram);
+                match &sink.driven_on {
+                    // Held with what waits already, so that the connection reads its datagrams
+                    // in order, and released at once unless it can wait.
+                    Some(runtime) if can_wait || !held.is_empty() => {
+                        let first = held.is_empty();
+                        let full =
+                            held.hold(&sink.queue, runtime, (datagram.to_vec(), from), tokio::time::Instant::now);
+                        if full || !can_wait {
+                            held.release();
+                        } else if first && let Some(deadline) = held.deadline() {
+                            release.as_mut().reset(deadline);
+                        }
+                        false
+                    }
+                    _ => match sink.queue.try_send((datagram.to_vec(), from)) {
+                        Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => false,
+                        Err(mpsc::error::TrySendError::Closed(_)) => true,
+                    },
+                }
+            }
             None => true,
         };
         if closed {
@@ -592,7 +642,7 @@ impl Runtime for EndpointRuntime {
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         let local = socket.local_addr()?;
-        let replacement = self.transport.replace_socket(local, &self.ufrag, &self.path)?;
+        let replacement = self.transport.replace_socket(local, &self.ufrag, &self.path, self.tasks.as_ref())?;
         drop(socket);
         self.advertised.insert(local, replacement.advertised);
         Ok(replacement.socket)

@@ -202,3 +202,71 @@ async fn the_media_path_is_the_last_destination_of_anything_but_stun() {
     path.sent(&second, a, &[]);
     assert_eq!(path.get().expect("kept").to, b, "an empty datagram names nothing");
 }
+
+/// The next datagram a peer connection's mux socket gives it.
+async fn next_datagram(socket: &dyn AsyncUdpSocket) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let mut meta = [RecvMeta::default()];
+    let n = std::future::poll_fn(|cx| socket.poll_recv(cx, &mut [IoSliceMut::new(&mut buf)], &mut meta))
+        .await
+        .expect("received");
+    assert_eq!(n, 1);
+    buf[..meta[0].len].to_vec()
+}
+
+async fn in_time<T>(what: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), what).await.expect("in time")
+}
+
+/// An SRTCP datagram: one RTCP packet of `packet_type`, `words` long after its first word, and
+/// an HMAC-SHA1 trailer (index and 80-bit tag).
+fn srtcp(packet_type: u8, words: u16) -> Vec<u8> {
+    let mut d = vec![0x81, packet_type];
+    d.extend_from_slice(&words.to_be_bytes());
+    d.resize(usize::from(words + 1) * 4 + 14, 0xAA);
+    d
+}
+
+/// A connection driven on another runtime than the mux's: once it is up, its consent checks and
+/// lone reports wait for a batch, which goes after [`hold::HOLD`], or with the next datagram
+/// that cannot wait, before it.
+#[tokio::test]
+async fn the_mux_holds_what_can_wait_for_a_connection_driven_elsewhere() {
+    let drivers = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    let transport = Transport::new(&["127.0.0.1".parse().unwrap()], None, &UdpPorts::Mux { port: 0 }).unwrap();
+    let port = transport.mux_port().unwrap();
+    let path = Arc::new(MediaPath::default());
+    let local = addr("127.0.0.1:1");
+    let peer = transport.replace_socket(local, "ufragH", &path, Some(drivers.handle())).unwrap().socket;
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let node = addr(&format!("127.0.0.1:{port}"));
+    let deliver = |datagram: Vec<u8>| {
+        let client = &client;
+        async move {
+            client.send_to(&datagram, node).await.unwrap();
+            datagram
+        }
+    };
+
+    // Coming up: the checks go at once, and so does the first SRTCP, which says the connection is up.
+    let check = deliver(binding_request("ufragH:c")).await;
+    assert_eq!(in_time(next_datagram(&*peer)).await, check);
+    let first_report = deliver(srtcp(201, 7)).await;
+    assert_eq!(in_time(next_datagram(&*peer)).await, first_report);
+
+    // Up: nothing else comes, so a lone report waits out the hold (a bound that only a late
+    // release could break the other way).
+    let sent = std::time::Instant::now();
+    let report = deliver(srtcp(200, 12)).await;
+    assert_eq!(in_time(next_datagram(&*peer)).await, report);
+    assert!(sent.elapsed() >= hold::HOLD, "released after {:?}", sent.elapsed());
+
+    // A lone receiver report and a consent check wait; a PLI releases them and comes after them.
+    let report = deliver(srtcp(201, 7)).await;
+    let check = deliver(binding_request("ufragH:c")).await;
+    let pli = deliver(srtcp(206, 2)).await;
+    for expected in [report, check, pli] {
+        assert_eq!(in_time(next_datagram(&*peer)).await, expected);
+    }
+    drivers.shutdown_background();
+}
