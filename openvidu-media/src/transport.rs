@@ -408,12 +408,12 @@ async fn mux_receive(socket: Arc<MuxSocket>, state: Arc<Mutex<MuxState>>) {
                 sink.up |= matches!(datagram.first(), Some(128..=191));
                 let can_wait = sink.up && hold::can_wait(datagram);
                 match &sink.driven_on {
-                    // Held with what waits already, so that the connection reads its datagrams
-                    // in order, and released at once unless it can wait.
-                    Some(runtime) if can_wait || !held.is_empty() => {
+                    // Held; or, when the connection has datagrams waiting, sent with them so that
+                    // it reads its datagrams in order, and released at once unless it can wait.
+                    Some(runtime) if can_wait || held.holds(slot) => {
                         let first = held.is_empty();
-                        let full =
-                            held.hold(&sink.queue, runtime, (datagram.to_vec(), from), tokio::time::Instant::now);
+                        let datagram = (datagram.to_vec(), from);
+                        let full = held.hold(slot, &sink.queue, runtime, datagram, tokio::time::Instant::now);
                         if full || !can_wait {
                             held.release();
                         } else if first && let Some(deadline) = held.deadline() {

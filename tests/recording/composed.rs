@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use openvidu::client::{OutputMode, RecordingLayout, RecordingProperties, RecordingStatus, SessionProperties};
 
-use crate::{Harness, assert_close, decodes_cleanly, duration, probe, streams};
+use crate::{Harness, assert_duration, decodes_cleanly, duration, probe, streams};
 
 /// Records `participants` publishers for about `seconds`; returns the ffprobe of the MP4.
 async fn record_composed(participants: usize, layout: RecordingLayout) -> serde_json::Value {
@@ -22,6 +22,7 @@ async fn record_composed(participants: usize, layout: RecordingLayout) -> serde_
         .resolution("640x480")
         .frame_rate(15)
         .build();
+    let before_start = Instant::now();
     let started = h.rest.start_recording(session.id(), props).await.expect("the recording starts");
     let t0 = Instant::now();
     assert_eq!(started.status, RecordingStatus::Started);
@@ -29,6 +30,7 @@ async fn record_composed(participants: usize, layout: RecordingLayout) -> serde_
     // The recording covers start → the stop request (processing comes after).
     let wall = t0.elapsed().as_secs_f64();
     let stopped = h.rest.stop_recording(&started.id).await.expect("the recording stops");
+    let outer = before_start.elapsed().as_secs_f64();
     assert_eq!(stopped.status, RecordingStatus::Ready);
     assert!(stopped.properties.has_audio && stopped.properties.has_video);
 
@@ -44,8 +46,8 @@ async fn record_composed(participants: usize, layout: RecordingLayout) -> serde_
     assert_eq!((video[0]["width"].as_u64(), video[0]["height"].as_u64()), (Some(640), Some(480)));
     assert_eq!(video[0]["r_frame_rate"], "15/1");
     assert_eq!(audio[0]["codec_name"], "aac");
-    assert_close("MP4 duration", duration(&p), wall, 0.1);
-    assert_close("reported duration", stopped.duration, wall, 0.1);
+    assert_duration("MP4 duration", duration(&p), wall, outer, 0.1);
+    assert_duration("reported duration", stopped.duration, wall, outer, 0.1);
     decodes_cleanly(&mp4);
 
     let thumbnail = folder.join(format!("{}.jpg", started.id));
@@ -88,19 +90,21 @@ async fn audio_only() {
     let _a = h.publisher(&session, "A", false).await;
     let _b = h.publisher(&session, "B", false).await;
     let props = RecordingProperties::builder().output_mode(OutputMode::Composed).has_video(false).name("voice").build();
+    let before_start = Instant::now();
     let started = h.rest.start_recording(session.id(), props).await.expect("the recording starts");
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The recording covers start → the stop request (processing comes after).
     let wall = t0.elapsed().as_secs_f64();
     let stopped = h.rest.stop_recording(&started.id).await.expect("the recording stops");
+    let outer = before_start.elapsed().as_secs_f64();
     assert_eq!(stopped.status, RecordingStatus::Ready);
     assert!(stopped.url.as_deref().is_some_and(|u| u.ends_with("/voice.webm")), "{:?}", stopped.url);
     let webm = h.folder(started.id.as_str()).join("voice.webm");
     let p = probe(&webm);
     assert!(streams(&p, "video").is_empty(), "{p}");
     assert_eq!(streams(&p, "audio")[0]["codec_name"], "opus");
-    assert_close("WebM duration", duration(&p), wall, 0.1);
+    assert_duration("WebM duration", duration(&p), wall, outer, 0.1);
     decodes_cleanly(&webm);
     assert!(!h.folder(started.id.as_str()).join(format!("{}.jpg", started.id)).exists());
 }

@@ -151,6 +151,18 @@ pub fn decodes_cleanly(file: &Path) {
     assert!(out.status.success() && errors.trim().is_empty(), "{} does not decode cleanly: {errors}", file.display());
 }
 
+/// Asserts a recording's duration `actual` (seconds) fits what the test saw of it: at most
+/// `fraction` under `inner` (from the start call's answer to the stop call) and at most `fraction`
+/// over `outer` (from the start call to the stop call's answer). On a loaded machine the server
+/// may begin before the start's answer arrives and end well after the stop request left.
+pub fn assert_duration(what: &str, actual: f64, inner: f64, outer: f64, fraction: f64) {
+    assert!(
+        actual >= inner * (1.0 - fraction) && actual <= outer * (1.0 + fraction),
+        "{what}: {actual:.3} s is not within {:.0}% of {inner:.3}..{outer:.3} s",
+        fraction * 100.0
+    );
+}
+
 /// Asserts `actual` is within `fraction` of `expected`.
 pub fn assert_close(what: &str, actual: f64, expected: f64, fraction: f64) {
     assert!(
