@@ -54,10 +54,12 @@ const MUX_RECV_BUFFER: usize = 8 << 20;
 /// Identifies one registered peer connection socket in a [`MuxTable`].
 pub(crate) type SlotId = u64;
 
+/// The magic cookie of every STUN message (RFC 5389), bytes 4 to 8 of its header.
+const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+
 /// The `USERNAME` of a STUN Binding request, if `datagram` is one.
 pub(crate) fn stun_binding_username(datagram: &[u8]) -> Option<&str> {
-    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
-    if datagram.len() < 20 || datagram[0] & 0xC0 != 0 || datagram[4..8] != MAGIC {
+    if datagram.len() < 20 || datagram[0] & 0xC0 != 0 || datagram[4..8] != STUN_MAGIC_COOKIE {
         return None;
     }
     let msg_type = u16::from_be_bytes([datagram[0], datagram[1]]);
@@ -406,7 +408,8 @@ async fn mux_receive(socket: Arc<MuxSocket>, state: Arc<Mutex<MuxState>>) {
         let closed = match state.sinks.get_mut(&slot) {
             Some(sink) => {
                 sink.up |= matches!(datagram.first(), Some(128..=191));
-                let can_wait = sink.up && hold::can_wait(datagram);
+                // Asked only for connections driven elsewhere: not for each publisher's packet.
+                let can_wait = sink.driven_on.is_some() && sink.up && hold::can_wait(datagram);
                 match &sink.driven_on {
                     // Held; or, when the connection has datagrams waiting, sent with them so that
                     // it reads its datagrams in order, and released at once unless it can wait.

@@ -29,7 +29,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Datagram, SlotId};
+use super::{Datagram, STUN_MAGIC_COOKIE, SlotId};
 
 /// The longest a datagram waits in a [`HeldDatagrams`]: the measured round-trip time of a
 /// consent check or of a receiver report (RFC 3550's LSR/DLSR) grows by at most this much.
@@ -60,9 +60,8 @@ pub(crate) fn can_wait(datagram: &[u8]) -> bool {
 }
 
 fn is_binding_check(datagram: &[u8]) -> bool {
-    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
     datagram.len() >= 20
-        && datagram[4..8] == MAGIC
+        && datagram[4..8] == STUN_MAGIC_COOKIE
         && matches!(u16::from_be_bytes([datagram[0], datagram[1]]), 0x0001 | 0x0101)
 }
 
