@@ -74,6 +74,12 @@ pub struct Args {
     /// Min kbps sent to a subscriber.
     #[arg(long, env = "OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH", default_value_t = 300)]
     pub openvidu_streams_video_min_send_bandwidth: u32,
+    /// Milliseconds: a subscriber whose connection comes up less than this after the publisher's
+    /// last keyframe starts from that keyframe, sent at once from the node's retransmission
+    /// history, instead of waiting for a new one (0 = always ask the publisher). An openvidu-rs
+    /// setting, not OpenVidu's.
+    #[arg(long, env = "OPENVIDU_STREAMS_KEYFRAME_REPLAY_MS", default_value_t = 100)]
+    pub openvidu_streams_keyframe_replay_ms: u64,
     /// Keep a COMPOSED recording encoder warm.
     #[arg(long, env = "OPENVIDU_RECORDING", default_value_t = false, action = ArgAction::Set)]
     pub openvidu_recording: bool,
@@ -133,6 +139,7 @@ impl TryFrom<Args> for NodeConfig {
         media.video_min_recv_bandwidth_kbps = a.openvidu_streams_video_min_recv_bandwidth;
         media.video_max_send_bandwidth_kbps = a.openvidu_streams_video_max_send_bandwidth;
         media.video_min_send_bandwidth_kbps = a.openvidu_streams_video_min_send_bandwidth;
+        media.keyframe_replay_age = std::time::Duration::from_millis(a.openvidu_streams_keyframe_replay_ms);
         if !a.openvidu_recording {
             media.recording.warm_encoders = 0;
         }

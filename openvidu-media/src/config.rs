@@ -52,6 +52,16 @@ pub struct MediaConfig {
     /// one. A receiver's first keyframe is asked for at once (see [`KeyframeLimiter`](crate::KeyframeLimiter)).
     /// Also how long a request waits for its keyframe before it is sent again. Default 500 ms.
     pub keyframe_request_interval: Duration,
+    /// How recent the last keyframe of a published video track must be for a subscriber whose
+    /// connection comes up to start from it: the node sends it that keyframe and every packet
+    /// after it at once, from the packets it keeps for retransmission, instead of asking the
+    /// publisher for a new one and waiting for it (a round trip, then up to a frame interval).
+    /// In a crowd of joiners, the keyframe one of them asked for serves those that come up just
+    /// after it. The subscriber's first frames arrive together, at most this much behind the
+    /// live stream, which its jitter buffer absorbs. Mux mode only (in range mode the
+    /// connection's own pipeline sends, and a keyframe is asked for). `Duration::ZERO` turns it
+    /// off. Default 100 ms (three frames at 30 fps).
+    pub keyframe_replay_age: Duration,
     /// How often a REMB carrying the publisher's bandwidth cap is sent. Default 1 s.
     pub remb_interval: Duration,
     /// Silence on an endpoint's ICE connection before it counts as disconnected. Default 5 s.
@@ -109,6 +119,7 @@ impl Default for MediaConfig {
             video_max_send_bandwidth_kbps: 1000,
             video_min_send_bandwidth_kbps: 300,
             keyframe_request_interval: Duration::from_millis(500),
+            keyframe_replay_age: Duration::from_millis(100),
             remb_interval: Duration::from_secs(1),
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(25),

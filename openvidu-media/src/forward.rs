@@ -15,6 +15,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use rtc::rtp;
@@ -188,15 +189,17 @@ impl Forwarders {
 
     /// Writes `packet` to every leg and sends what they queued on `batch`. Header extensions
     /// are dropped once for all of them: their ids were negotiated with the publisher, not with
-    /// the subscribers. Returns true when some leg, or the send, lost the packet.
-    pub(crate) fn forward(&self, mut packet: rtp::Packet, batch: &mut SendBatch) -> bool {
+    /// the subscribers. `starts_keyframe` says whether the packet is the first of a keyframe
+    /// (kept for [`start_from_keyframe`](Self::start_from_keyframe)). Returns true when some
+    /// leg, or the send, lost the packet.
+    pub(crate) fn forward(&self, mut packet: rtp::Packet, starts_keyframe: bool, batch: &mut SendBatch) -> bool {
         let legs = lock(&self.list).clone();
         let Some(((_, last), rest)) = legs.split_last() else {
             return false;
         };
         strip_extensions(&mut packet.header);
         if let Some(history) = &self.history {
-            lock(history).push(&packet);
+            lock(history).push(&packet, starts_keyframe.then(|| batch.now()));
         }
         let mut dropped = false;
         for (i, (_, leg)) in rest.iter().enumerate() {
@@ -219,13 +222,42 @@ impl Forwarders {
             let history = lock(history);
             seqs.into_iter().filter_map(|seq| history.get(seq).cloned()).collect()
         };
-        let mut batch = SendBatch::default();
-        for packet in &found {
-            leg.write(packet.clone(), &mut batch);
-        }
-        batch.flush();
-        found.len()
+        write_all(leg, found)
     }
+
+    /// Sends `leg`, whose connection just came up, the last keyframe and every packet after
+    /// it, if that keyframe was forwarded less than `max_age` before `now` and all of them are
+    /// still kept: its subscriber can show a frame at once, instead of waiting for the
+    /// publisher to answer a keyframe request (a round trip, then up to a frame interval). In
+    /// a crowd of joiners the keyframe one of them asked for serves those that come up just
+    /// after it too. Returns how many packets were sent (0: the leg needs a keyframe request).
+    ///
+    /// Packets forwarded to the leg between its connection coming up and this call are sent
+    /// again (the receiver drops a duplicate); one forwarded while this call sends may arrive
+    /// before the older ones, which a receiver's jitter buffer puts back in order.
+    pub(crate) fn start_from_keyframe(&self, leg: &Forwarder, max_age: Duration, now: Instant) -> usize {
+        if max_age.is_zero() {
+            return 0;
+        }
+        let (Some(history), Some(not_before)) = (&self.history, now.checked_sub(max_age)) else {
+            return 0;
+        };
+        let Some(packets) = lock(history).since_keyframe(not_before) else {
+            return 0;
+        };
+        write_all(leg, packets)
+    }
+}
+
+/// Writes `packets` to `leg` in one batch of its own; returns how many there were.
+fn write_all(leg: &Forwarder, packets: Vec<rtp::Packet>) -> usize {
+    let mut batch = SendBatch::default();
+    let count = packets.len();
+    for packet in packets {
+        leg.write(packet, &mut batch);
+    }
+    batch.flush();
+    count
 }
 
 /// Before the fan-out writes leg `i`: starts loading the legs after it, one level of their
@@ -309,7 +341,7 @@ mod tests {
         forwarders.add(leg(&a, 11, 96));
         forwarders.add(leg(&b, 22, 120));
         for seq in [65534, 65535, 0, 1] {
-            assert!(!forwarders.forward(packet(seq), &mut SendBatch::default()));
+            assert!(!forwarders.forward(packet(seq), false, &mut SendBatch::default()));
         }
         for (sink, ssrc, payload_type) in [(&a, 11, 96), (&b, 22, 120)] {
             let got = lock(&sink.packets);
@@ -348,7 +380,7 @@ mod tests {
             let sink = Arc::new(Logged { id, log: log.clone() });
             forwarders.add(Arc::new(Forwarder::new(sink, id as u32, 96, Arc::new(AtomicBool::new(true)))));
         }
-        assert!(!forwarders.forward(packet(1), &mut SendBatch::default()));
+        assert!(!forwarders.forward(packet(1), false, &mut SendBatch::default()));
         let log = lock(&log);
         for id in 0..7 {
             let events: Vec<&str> = log.iter().filter(|(i, _)| *i == id).map(|(_, e)| *e).collect();
@@ -374,8 +406,8 @@ mod tests {
         let slow_leg = leg(&slow, 1, 96);
         forwarders.add(slow_leg.clone());
         forwarders.add(leg(&fine, 2, 96));
-        assert!(forwarders.forward(packet(1), &mut SendBatch::default()));
-        assert!(forwarders.forward(packet(2), &mut SendBatch::default()));
+        assert!(forwarders.forward(packet(1), false, &mut SendBatch::default()));
+        assert!(forwarders.forward(packet(2), false, &mut SendBatch::default()));
         assert_eq!(slow_leg.dropped(), 2);
         assert_eq!(lock(&fine.packets).len(), 2);
     }
@@ -391,11 +423,11 @@ mod tests {
         forwarders.remove(a);
         forwarders.remove(a);
         assert_eq!(forwarders.len(), 1);
-        forwarders.forward(packet(5), &mut SendBatch::default());
+        forwarders.forward(packet(5), false, &mut SendBatch::default());
         assert_eq!(lock(&sink.packets).iter().map(|p| p.header.ssrc).collect::<Vec<_>>(), [2]);
         forwarders.remove(b);
         assert_eq!(forwarders.len(), 0);
-        assert!(!forwarders.forward(packet(6), &mut SendBatch::default()));
+        assert!(!forwarders.forward(packet(6), false, &mut SendBatch::default()));
     }
 
     #[test]
@@ -405,12 +437,12 @@ mod tests {
         let media_up = Arc::new(AtomicBool::new(false));
         forwarders.add(Arc::new(Forwarder::new(sink.clone(), 7, 96, media_up.clone())));
         assert!(
-            !forwarders.forward(packet(1), &mut SendBatch::default()),
+            !forwarders.forward(packet(1), false, &mut SendBatch::default()),
             "a leg still connecting loses nothing it could use"
         );
         assert!(lock(&sink.packets).is_empty());
         media_up.store(true, Ordering::Release);
-        forwarders.forward(packet(2), &mut SendBatch::default());
+        forwarders.forward(packet(2), false, &mut SendBatch::default());
         assert_eq!(lock(&sink.packets).iter().map(|p| p.header.sequence_number).collect::<Vec<_>>(), [2]);
     }
 
@@ -422,7 +454,7 @@ mod tests {
         forwarders.add(leg_a.clone());
         forwarders.add(leg(&b, 22, 120));
         for seq in 100..110 {
-            forwarders.forward(packet(seq), &mut SendBatch::default());
+            forwarders.forward(packet(seq), false, &mut SendBatch::default());
         }
         lock(&a.packets).clear();
         assert_eq!(forwarders.retransmit(&leg_a, [103, 105, 7]), 2, "7 was never forwarded");
@@ -434,8 +466,39 @@ mod tests {
 
         let without = Forwarders::new(false);
         without.add(leg_a.clone());
-        without.forward(packet(1), &mut SendBatch::default());
+        without.forward(packet(1), false, &mut SendBatch::default());
         assert_eq!(without.retransmit(&leg_a, [1]), 0, "a track that keeps no history");
+    }
+
+    #[test]
+    fn a_leg_coming_up_just_after_a_keyframe_starts_from_it() {
+        let forwarders = Forwarders::new(true);
+        let early = Arc::new(Kept::default());
+        forwarders.add(leg(&early, 11, 96));
+        let mut batch = SendBatch::default();
+        forwarders.forward(packet(99), false, &mut batch);
+        forwarders.forward(packet(100), true, &mut batch);
+        let forwarded = batch.now();
+        for seq in 101..104 {
+            forwarders.forward(packet(seq), false, &mut batch);
+        }
+
+        let late = Arc::new(Kept::default());
+        let late_leg = leg(&late, 22, 120);
+        let max_age = Duration::from_millis(100);
+        assert_eq!(forwarders.start_from_keyframe(&late_leg, max_age, forwarded + Duration::from_millis(60)), 4);
+        let got = lock(&late.packets);
+        assert_eq!(got.iter().map(|p| p.header.sequence_number).collect::<Vec<_>>(), [100, 101, 102, 103]);
+        assert!(got.iter().all(|p| (p.header.ssrc, p.header.payload_type) == (22, 120) && !p.header.extension));
+        drop(got);
+
+        let later = Arc::new(Kept::default());
+        let later_leg = leg(&later, 33, 96);
+        assert_eq!(forwarders.start_from_keyframe(&later_leg, max_age, forwarded + Duration::from_millis(101)), 0);
+        assert_eq!(forwarders.start_from_keyframe(&later_leg, Duration::ZERO, forwarded), 0, "turned off");
+        assert!(lock(&later.packets).is_empty(), "too old a keyframe: the leg asks for one");
+        let audio = Forwarders::new(false);
+        assert_eq!(audio.start_from_keyframe(&later_leg, max_age, forwarded), 0, "a track that keeps no history");
     }
 
     #[test]

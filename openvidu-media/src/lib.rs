@@ -56,7 +56,10 @@
 //! - Keyframes ([`KeyframeLimiter`]): a subscriber whose connection comes up, or a recording
 //!   that starts, asks the publisher for one at once unless one already asked for is on its
 //!   way; recovery requests (subscribers' PLI/FIR, losses, a lagging recorder) are merged to at
-//!   most one per [`MediaConfig::keyframe_request_interval`].
+//!   most one per [`MediaConfig::keyframe_request_interval`]. In mux mode a subscriber whose
+//!   connection comes up less than [`MediaConfig::keyframe_replay_age`] after the last keyframe
+//!   is sent that keyframe and what followed it from the track's history instead, and asks for
+//!   nothing.
 //! - Threads: [`MediaWorker`] runs a [`LocalMediaNode`] on a thread of its own (one
 //!   single-threaded runtime for all its peer connections, as a mediasoup worker); the server
 //!   and the `openvidu-media-node` binary use it.

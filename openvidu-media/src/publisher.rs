@@ -18,7 +18,7 @@ use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 use crate::config::cap_kbps;
 use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connection, close_in_background, lock};
 use crate::engine::MediaEngine;
-use crate::forward::Forwarders;
+use crate::forward::{Forwarder, Forwarders};
 use crate::keyframe::{KeyframeEvent, KeyframeLimiter, KeyframeNeed, KeyframeOut, KeyframeRequests};
 use crate::node::{EndpointId, IceCandidate, MediaError, PublishOptions};
 use crate::recording::depacketize::starts_keyframe;
@@ -51,6 +51,9 @@ pub(crate) struct TrackFanout {
     keyframes: Option<KeyframeRequests>,
     /// The codec whose keyframes the keyframe control watches for (`None` for audio).
     keyframe_codec: Option<RecordedCodec>,
+    /// How recent a keyframe must be for a subscriber coming up to start from it
+    /// ([`MediaConfig::keyframe_replay_age`](crate::MediaConfig::keyframe_replay_age)).
+    keyframe_replay_age: Duration,
     /// The publisher's track, once started.
     remote: Mutex<Option<Arc<dyn TrackRemote>>>,
     /// Its SSRC once started, with bit 32 set (0 until then); its packets are forwarded by
@@ -64,6 +67,7 @@ impl TrackFanout {
     fn new(
         kind: RtpCodecKind,
         codec: RTCRtpCodecParameters,
+        keyframe_replay_age: Duration,
     ) -> (Arc<Self>, Option<mpsc::UnboundedReceiver<KeyframeEvent>>) {
         let (keyframes, rx) = if kind == RtpCodecKind::Video {
             let (tx, rx) = KeyframeRequests::channel();
@@ -80,6 +84,7 @@ impl TrackFanout {
             packets: broadcast::channel(FANOUT_CAPACITY).0,
             keyframe_codec,
             keyframes,
+            keyframe_replay_age,
             remote: Mutex::new(None),
             ssrc: AtomicU64::new(0),
             received: AtomicU64::new(0),
@@ -103,6 +108,18 @@ impl TrackFanout {
     pub(crate) fn request_keyframe(&self, need: KeyframeNeed) {
         if let Some(tx) = &self.keyframes {
             tx.request(need);
+        }
+    }
+
+    /// Starts `leg`, whose subscriber's connection just came up: with the newest keyframe and
+    /// what followed it if that keyframe is recent enough ([`Forwarders::start_from_keyframe`]),
+    /// or else with a keyframe request to the publisher (a no-op for audio).
+    pub(crate) fn start_leg(&self, leg: &Forwarder) {
+        let replayed = self.forwarders.start_from_keyframe(leg, self.keyframe_replay_age, Instant::now());
+        if replayed > 0 {
+            tracing::debug!(ssrc = leg.ssrc(), packets = replayed, "subscriber starts from the last keyframe");
+        } else {
+            self.request_keyframe(KeyframeNeed::First);
         }
     }
 
@@ -147,15 +164,16 @@ impl TrackFanout {
         }
         // Told before the keyframe goes out: a request that reaches the control after this one
         // was made by a receiver that may miss this keyframe, and is not answered by it.
-        // Keyframes are looked for only while the keyframe control waits for one.
-        if let (Some(k), Some(codec)) = (&self.keyframes, self.keyframe_codec)
+        // Every keyframe's start is kept with the history, for subscribers that come up after it.
+        let keyframe_start = self.keyframe_codec.is_some_and(|codec| starts_keyframe(codec, &packet.payload));
+        if let Some(k) = &self.keyframes
+            && keyframe_start
             && k.watching()
-            && starts_keyframe(codec, &packet.payload)
         {
             k.keyframe_passed();
         }
         // A subscriber that lost a packet needs a keyframe to decode again.
-        if self.forwarders.forward(packet, batch) {
+        if self.forwarders.forward(packet, keyframe_start, batch) {
             self.request_keyframe(KeyframeNeed::Recovery);
         }
     }
@@ -305,7 +323,7 @@ impl Publisher {
         let mut control = None;
         for (kind, codec) in [(RtpCodecKind::Audio, audio), (RtpCodecKind::Video, video)] {
             if let Some(codec) = codec {
-                let (fanout, keyframes) = TrackFanout::new(kind, codec.clone());
+                let (fanout, keyframes) = TrackFanout::new(kind, codec.clone(), engine.config().keyframe_replay_age);
                 if let Some(rx) = keyframes {
                     control = Some((fanout.clone(), rx));
                 }

@@ -20,7 +20,6 @@ use crate::endpoint::{EndpointHandler, EndpointShared, Role, build_peer_connecti
 use crate::engine::MediaEngine;
 use crate::feedback::feedback;
 use crate::forward::{Forwarder, ForwarderKey, RtpSink};
-use crate::keyframe::KeyframeNeed;
 use crate::node::{EndpointId, IceCandidate, MediaError};
 use crate::publisher::{Publisher, TrackFanout};
 use crate::sdp;
@@ -258,6 +257,7 @@ impl Subscriber {
     async fn start_forwarding(&self) -> Result<(), MediaError> {
         let mut started = 0;
         let mut direct_legs = Vec::new();
+        let mut starting = Vec::new();
         for output in &self.inner.outputs {
             let params = output.sender.get_parameters().await.map_err(MediaError::webrtc)?;
             let mime = &output.source.codec.rtp_codec.mime_type;
@@ -287,6 +287,7 @@ impl Subscriber {
                 tokio::spawn(feedback(output.source.clone(), output.track.clone(), forwarder.clone(), retransmits));
             lock(&self.inner.tasks).push(feedback.abort_handle());
             let key = output.source.forwarders.add(forwarder.clone());
+            starting.push((output.source.clone(), forwarder.clone()));
             lock(&self.inner.legs).push(Leg { source: output.source.clone(), ssrc: output.ssrc, key, forwarder });
             started += 1;
         }
@@ -294,13 +295,12 @@ impl Subscriber {
         if let (Some(direct), Some(first)) = (&self.inner.direct, self.inner.outputs.first())
             && started > 0
         {
-            let sources = self.inner.outputs.iter().map(|o| o.source.clone()).collect();
             let rtcp = first.track.clone();
             let task = tokio::spawn(send_directly(
                 self.inner.pc.clone(),
                 self.inner.shared.clone(),
                 direct.clone(),
-                sources,
+                starting,
                 (direct_legs, rtcp),
             ));
             lock(&self.inner.tasks).push(task.abort_handle());
@@ -316,8 +316,9 @@ impl Subscriber {
         if started == 0 {
             return Err(MediaError::Sdp("no track could be negotiated with the subscriber".into()));
         }
-        // The keyframe a subscriber joining a running stream needs is requested when its
-        // connection comes up (in mux mode once `send_directly` can send, in range mode by
+        // The keyframe a subscriber joining a running stream needs is sent or requested when
+        // its connection comes up (in mux mode once `send_directly` can send, from the last
+        // keyframe if it is recent; in range mode requested by
         // `EndpointHandler::on_connection_state_change`): one asked for now would be sent
         // before the subscriber can receive it, and would hold the
         // publisher's next keyframe back by the limiter's interval.
@@ -410,16 +411,17 @@ async fn add_outputs(
 }
 
 /// What the fan-out needs to send a connection's RTP itself, once the connection is up: its
-/// SRTP context (then the first keyframe of each video track is asked for: one asked for before
-/// could not have been sent), and the legs' sender reports, every [`SENDER_REPORT_INTERVAL`], in
+/// SRTP context, then each leg's start (`legs`: from the last keyframe if it is recent, or with
+/// a keyframe request, [`TrackFanout::start_leg`]; a keyframe sent before could not have been
+/// decrypted), and the legs' sender reports, every [`SENDER_REPORT_INTERVAL`], in
 /// one compound RTCP packet written through `rtcp` (one of the connection's tracks), as a
 /// browser sends its reports. Runs until the subscriber stops.
 async fn send_directly(
     pc: Arc<dyn PeerConnection>,
     shared: Arc<EndpointShared>,
     direct: Arc<DirectRtp>,
-    sources: Vec<Arc<TrackFanout>>,
-    (legs, rtcp): (Vec<Arc<DirectLeg>>, Arc<TrackLocalStaticRTP>),
+    legs: Vec<(Arc<TrackFanout>, Arc<Forwarder>)>,
+    (reporting, rtcp): (Vec<Arc<DirectLeg>>, Arc<TrackLocalStaticRTP>),
 ) {
     shared.connected().await;
     match pc.new_local_srtp_context().await {
@@ -435,15 +437,15 @@ async fn send_directly(
             return;
         }
     }
-    for source in &sources {
-        source.request_keyframe(KeyframeNeed::First);
+    for (source, leg) in &legs {
+        source.start_leg(leg);
     }
     // On the timer grid: every subscriber's reports leave in the same wake-up.
     let mut ticks = crate::timer_grid::aligned_interval(SENDER_REPORT_INTERVAL);
     loop {
         ticks.tick().await;
         let now = Instant::now();
-        let reports: Vec<Box<dyn rtc::rtcp::Packet>> = legs
+        let reports: Vec<Box<dyn rtc::rtcp::Packet>> = reporting
             .iter()
             .filter_map(|leg| leg.sender_report(now))
             .map(|report| Box::new(report) as Box<dyn rtc::rtcp::Packet>)

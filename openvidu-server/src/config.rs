@@ -164,6 +164,12 @@ pub struct Args {
     /// The one UDP port every WebRTC peer uses (0 = any free port).
     #[arg(long, env = "OPENVIDU_WEBRTC_UDP_PORT", default_value_t = 0)]
     pub openvidu_webrtc_udp_port: u16,
+    /// Milliseconds: a subscriber whose connection comes up less than this after the publisher's
+    /// last keyframe starts from that keyframe, sent at once from the node's retransmission
+    /// history, instead of waiting for a new one (0 = always ask the publisher). An openvidu-rs
+    /// setting, not OpenVidu's.
+    #[arg(long, env = "OPENVIDU_STREAMS_KEYFRAME_REPLAY_MS", default_value_t = 100)]
+    pub openvidu_streams_keyframe_replay_ms: u64,
     /// Seconds a participant whose socket dropped may reconnect (`connect`) before eviction.
     #[arg(long, env = "OPENVIDU_RECONNECTION_WINDOW", default_value_t = 10)]
     pub openvidu_reconnection_window: u64,
@@ -254,6 +260,9 @@ pub struct Config {
     pub webrtc_addresses: Vec<IpAddr>,
     /// The shared WebRTC UDP port (0 = any).
     pub webrtc_udp_port: u16,
+    /// OPENVIDU_STREAMS_KEYFRAME_REPLAY_MS: how recent a keyframe a joining subscriber starts
+    /// from ([`MediaConfig::keyframe_replay_age`](openvidu_media::MediaConfig::keyframe_replay_age)).
+    pub keyframe_replay_age: Duration,
     /// Reconnection window of participants whose socket dropped.
     pub reconnection_window: Duration,
     /// Proxies whose forwarding headers give the client address.
@@ -338,6 +347,7 @@ impl Config {
             garbage_threshold: Duration::from_secs(3600),
             support_deprecated_api: true,
             max_request_body: 1 << 20,
+            keyframe_replay_age: Duration::from_millis(100),
             reconnection_window: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
             webrtc_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
@@ -464,6 +474,7 @@ impl TryFrom<Args> for Config {
             garbage_threshold: Duration::from_secs(a.openvidu_sessions_garbage_threshold),
             support_deprecated_api: a.support_deprecated_api,
             max_request_body: a.openvidu_max_request_body,
+            keyframe_replay_age: Duration::from_millis(a.openvidu_streams_keyframe_replay_ms),
             reconnection_window: Duration::from_secs(a.openvidu_reconnection_window),
             webrtc_addresses: a
                 .openvidu_webrtc_addresses

@@ -413,6 +413,7 @@ fn media_config(config: &Config) -> MediaConfig {
         m.video_max_send_bandwidth_kbps,
         m.video_min_send_bandwidth_kbps,
     ] = config.video_bandwidth;
+    m.keyframe_replay_age = config.keyframe_replay_age;
     // The COMPOSED encoder is kept warm only where recordings can happen.
     if !config.recording {
         m.recording.warm_encoders = 0;

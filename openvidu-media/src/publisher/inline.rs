@@ -108,7 +108,7 @@ mod tests {
             },
             payload_type: 109,
         };
-        let (track, _) = TrackFanout::new(RtpCodecKind::Audio, codec);
+        let (track, _) = TrackFanout::new(RtpCodecKind::Audio, codec, std::time::Duration::ZERO);
         let sink = Arc::new(Kept::default());
         track.forwarders.add(leg(&sink, 22, 111));
         (track, sink)

@@ -1,7 +1,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use openvidu_media::{EndpointId, MediaNode};
+use openvidu_media::{EndpointId, MediaConfig, MediaNode};
 
 use crate::support::*;
 
@@ -72,6 +72,49 @@ async fn a_subscriber_that_came_before_the_media_gets_it_once_it_flows() {
     assert_eq!(peer.video.packets.load(Ordering::SeqCst), 0);
     publisher.start_media();
     assert_receives_both(&peer, 10).await;
+}
+
+/// A subscriber whose connection comes up after the publisher's last keyframe starts from it:
+/// the node sends that keyframe and every packet after it, from its history. The publisher has
+/// stopped sending, so that nothing else could reach the subscriber; once the keyframe is older
+/// than `keyframe_replay_age`, a subscriber gets nothing. This also needs the client's
+/// connection to decrypt SRTP that arrives right behind the DTLS handshake's last flight (the
+/// vendored `rtc`'s `handle_read`), which the replay is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_coming_up_after_a_keyframe_starts_from_it() {
+    let replay_age = Duration::from_secs(5);
+    let mut config = MediaConfig::default();
+    config.keyframe_replay_age = replay_age;
+    let h = Harness::with_config(config).await;
+    let stream = stream("str_CAM_Rply_con_Pub");
+    let publisher = TestPublisher::publish(&h, &stream).await;
+    publisher.start_media();
+    // A subscriber before, so that the node forwards (and keeps) the publisher's packets.
+    let first = subscribe_client_offer(&h, &connection("con_First"), &stream).await;
+    eventually("a keyframe at the first subscriber", || first.video.keyframes.load(Ordering::SeqCst) > 0).await;
+    let packets = first.video.packets.load(Ordering::SeqCst);
+    eventually("packets after it", || first.video.packets.load(Ordering::SeqCst) > packets + 3).await;
+    publisher.stop_media();
+    let stopped = std::time::Instant::now();
+
+    let late = subscribe_client_offer(&h, &connection("con_Late"), &stream).await;
+    eventually("the late subscriber's keyframe", || late.video.keyframes.load(Ordering::SeqCst) > 0).await;
+    let got = late.video.packets.load(Ordering::SeqCst);
+    // The test publisher sends a keyframe every 30 packets: the replay is the last one and
+    // what followed it, intact.
+    assert!((1..=30).contains(&got), "{got} packets replayed");
+    assert_eq!(late.video.corrupt.load(Ordering::SeqCst), 0);
+    assert_eq!(late.audio.packets.load(Ordering::SeqCst), 0, "audio is not replayed");
+
+    // The same keyframe, too old now: the subscriber needs a new one, which never comes.
+    tokio::time::sleep(
+        (stopped + replay_age + Duration::from_millis(500)).saturating_duration_since(std::time::Instant::now()),
+    )
+    .await;
+    let too_late = subscribe_client_offer(&h, &connection("con_TooLate"), &stream).await;
+    eventually("the last subscriber connected", || too_late.is_connected()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(too_late.video.packets.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -407,6 +407,22 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
             message: RTCMessageInternal::Raw(msg.message),
         };
         self.pump_reads(Some(msg));
+        // openvidu-rs: until the SRTP handler has its keys, the events this datagram raised go
+        // through the pipeline now, not at the next `poll_event`. The datagram that completes
+        // the DTLS handshake raises `DTLSHandshakeComplete`, which gives the SRTP handler its
+        // contexts; a caller that reads a burst of datagrams before it polls events (the
+        // `webrtc` driver reads up to 64) would otherwise hand the peer's first SRTP packets,
+        // sent right after its last flight, to a handler without keys, which drops them.
+        if self
+            .pipeline_context
+            .srtp_handler_context
+            .remote_srtp_context
+            .is_none()
+            && self.pump_events()
+        {
+            self.pump_reads(None);
+            self.pump_events();
+        }
         Ok(())
     }
 
