@@ -729,6 +729,7 @@ impl Participant {
                     stream_id: s.stream_id.clone(),
                     publisher: publisher.clone(),
                     connected: s.endpoint.is_connected(),
+                    connected_at: s.endpoint.connected_at(),
                     audio: TrackStats::default(),
                     video: TrackStats::default(),
                 })

@@ -215,6 +215,8 @@ pub(crate) struct EndpointShared {
     rpc: Rpc,
     candidates: Mutex<CandidateState>,
     connected: AtomicBool,
+    /// When the peer connection first reported `Connected`.
+    connected_at: OnceLock<Instant>,
     /// The last peer connection state, for the watchers of [`Endpoint::state_changes`].
     state: watch::Sender<RTCPeerConnectionState>,
     stats: Option<Arc<ReceiveStats>>,
@@ -267,6 +269,9 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(endpoint = %self.shared.name, %state, "peer connection state");
+        if state == RTCPeerConnectionState::Connected {
+            let _ = self.shared.connected_at.set(Instant::now());
+        }
         self.shared.connected.store(state == RTCPeerConnectionState::Connected, Ordering::Release);
         self.shared.state.send_replace(state);
     }
@@ -295,7 +300,7 @@ impl PeerConnectionEventHandler for Handler {
                             h.sequence_number,
                             h.marker,
                             &packet.payload,
-                            synthetic::now_micros(),
+                            (Instant::now(), synthetic::now_micros()),
                             arrived,
                         );
                     }
@@ -420,6 +425,7 @@ impl Endpoint {
             rpc,
             candidates: Mutex::default(),
             connected: AtomicBool::new(false),
+            connected_at: OnceLock::new(),
             state: watch::Sender::new(RTCPeerConnectionState::New),
             stats,
             tasks: Mutex::new(Vec::new()),
@@ -454,6 +460,11 @@ impl Endpoint {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.inner.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// When the peer connection first reported `Connected`, if it has.
+    pub(crate) fn connected_at(&self) -> Option<Instant> {
+        self.inner.shared.connected_at.get().copied()
     }
 
     /// Unique in the process.

@@ -3,7 +3,7 @@
 //! at a time; no clock (the caller passes `now`).
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openvidu_core::id::{ConnectionId, StreamId};
 
@@ -36,6 +36,11 @@ pub struct TrackStats {
     /// datagram at the subscription's socket (see `arrival`), which leaves out this process's
     /// own wait. Empty where the platform gives no receive timestamps.
     pub socket_latency: Vec<Duration>,
+    /// When the first packet was handed to the subscription by its track (since the counters
+    /// started or were reset).
+    pub first_packet_at: Option<Instant>,
+    /// When the first VP8 keyframe start was (video only): the first frame a decoder can show.
+    pub first_keyframe_at: Option<Instant>,
 }
 
 impl TrackStats {
@@ -71,6 +76,8 @@ pub struct StreamStats {
     pub publisher: ConnectionId,
     /// Whether the subscription's peer connection is connected.
     pub connected: bool,
+    /// When the subscription's peer connection first reported connected, if it has.
+    pub connected_at: Option<Instant>,
     /// The audio track.
     pub audio: TrackStats,
     /// The video track.
@@ -107,6 +114,8 @@ pub(crate) struct TrackCounter {
     expected_before: u64,
     latency: VecDeque<Duration>,
     socket_latency: VecDeque<Duration>,
+    first_packet_at: Option<Instant>,
+    first_keyframe_at: Option<Instant>,
 }
 
 /// Appends `sample`, dropping the oldest past [`MAX_LATENCY_SAMPLES`].
@@ -130,19 +139,22 @@ impl TrackCounter {
             expected_before: 0,
             latency: VecDeque::new(),
             socket_latency: VecDeque::new(),
+            first_packet_at: None,
+            first_keyframe_at: None,
         }
     }
 
-    /// One packet handed over at `now_micros` (microseconds since the UNIX epoch), which
-    /// reached the socket at `arrived_micros` if known.
+    /// One packet handed over at `now` (and `now_micros`, the same instant in microseconds
+    /// since the UNIX epoch), which reached the socket at `arrived_micros` if known.
     pub(crate) fn on_packet(
         &mut self,
         seq: u16,
         marker: bool,
         payload: &[u8],
-        now_micros: u64,
+        (now, now_micros): (Instant, u64),
         arrived_micros: Option<u64>,
     ) {
+        self.first_packet_at.get_or_insert(now);
         self.packets += 1;
         self.bytes += payload.len() as u64;
         match self.kind {
@@ -153,6 +165,7 @@ impl TrackCounter {
                 }
                 if synthetic::vp8_is_keyframe_start(payload) {
                     self.keyframes += 1;
+                    self.first_keyframe_at.get_or_insert(now);
                 }
             }
         }
@@ -205,6 +218,8 @@ impl TrackCounter {
             lost: expected.saturating_sub(self.packets),
             latency: self.latency.iter().copied().collect(),
             socket_latency: self.socket_latency.iter().copied().collect(),
+            first_packet_at: self.first_packet_at,
+            first_keyframe_at: self.first_keyframe_at,
         }
     }
 
@@ -222,13 +237,13 @@ mod tests {
     fn a_restarted_sequence_keeps_the_counts_and_the_losses() {
         let mut c = TrackCounter::new(Kind::Audio);
         for seq in [100u16, 101, 103] {
-            c.on_packet(seq, true, &[0; 10], 0, None);
+            c.on_packet(seq, true, &[0; 10], (Instant::now(), 0), None);
         }
         assert_eq!((c.snapshot().packets, c.snapshot().lost), (3, 1));
         // A new track starting far away: no phantom losses.
         c.restart_sequence();
         for seq in [40_000u16, 40_001, 40_002] {
-            c.on_packet(seq, true, &[0; 10], 0, None);
+            c.on_packet(seq, true, &[0; 10], (Instant::now(), 0), None);
         }
         let s = c.snapshot();
         assert_eq!((s.packets, s.bytes, s.frames, s.lost), (6, 60, 6, 1));
@@ -236,8 +251,8 @@ mod tests {
         c.restart_sequence();
         c.restart_sequence();
         assert_eq!(c.snapshot().lost, 1);
-        c.on_packet(7, true, &[], 0, None);
-        c.on_packet(9, true, &[], 0, None);
+        c.on_packet(7, true, &[], (Instant::now(), 0), None);
+        c.on_packet(9, true, &[], (Instant::now(), 0), None);
         assert_eq!((c.snapshot().packets, c.snapshot().lost), (8, 2));
         c.reset();
         assert_eq!(c.snapshot(), TrackStats::default());

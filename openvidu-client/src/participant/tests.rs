@@ -1,3 +1,5 @@
+use std::time::Instant;
+
 use serde_json::{Value, json};
 
 use super::events::{self, RemoteCandidate};
@@ -51,15 +53,38 @@ fn keyframe_detection_reads_the_extended_descriptor() {
 }
 
 #[test]
+fn the_first_packet_and_the_first_keyframe_are_timed_once_until_a_reset() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut c = TrackCounter::new(Kind::Video);
+    assert_eq!((c.snapshot().first_packet_at, c.snapshot().first_keyframe_at), (None, None));
+    c.on_packet(1, true, &synthetic::vp8_payload(true, false, 100, 1), (t0, 1), None);
+    c.on_packet(2, true, &synthetic::vp8_payload(true, true, 100, 2), (t0 + ms(5), 2), None);
+    c.on_packet(3, true, &synthetic::vp8_payload(true, true, 100, 3), (t0 + ms(9), 3), None);
+    c.restart_sequence();
+    c.on_packet(4, true, &synthetic::vp8_payload(true, true, 100, 4), (t0 + ms(20), 4), None);
+    let s = c.snapshot();
+    assert_eq!((s.first_packet_at, s.first_keyframe_at), (Some(t0), Some(t0 + ms(5))));
+    c.reset();
+    c.on_packet(5, true, &synthetic::vp8_payload(true, true, 100, 5), (t0 + ms(30), 5), None);
+    let s = c.snapshot();
+    assert_eq!((s.first_packet_at, s.first_keyframe_at), (Some(t0 + ms(30)), Some(t0 + ms(30))));
+    // Audio has no keyframes.
+    let mut a = TrackCounter::new(Kind::Audio);
+    a.on_packet(1, false, &synthetic::opus_payload(60, 1), (t0, 1), None);
+    assert_eq!((a.snapshot().first_packet_at, a.snapshot().first_keyframe_at), (Some(t0), None));
+}
+
+#[test]
 fn counters_count_frames_losses_across_a_wrap_and_latency() {
     let mut c = TrackCounter::new(Kind::Video);
     let payload = synthetic::vp8_payload(true, true, 100, 1_000_000);
     for seq in [65_533u16, 65_534, 65_535, 1, 2] {
         // 0 is lost
-        c.on_packet(seq, true, &payload, 1_000_250, Some(1_000_040));
+        c.on_packet(seq, true, &payload, (Instant::now(), 1_000_250), Some(1_000_040));
     }
     // A late duplicate does not move the window; its arrival at the socket is unknown.
-    c.on_packet(65_535, true, &payload, 1_000_500, None);
+    c.on_packet(65_535, true, &payload, (Instant::now(), 1_000_500), None);
     let s = c.snapshot();
     assert_eq!((s.packets, s.frames, s.keyframes), (6, 6, 6));
     assert_eq!(s.lost, 0, "6 packets over a span of 6 sequence numbers (one duplicate hides the loss)");
@@ -72,7 +97,7 @@ fn counters_count_frames_losses_across_a_wrap_and_latency() {
 
     let mut a = TrackCounter::new(Kind::Audio);
     for seq in [10u16, 11, 15] {
-        a.on_packet(seq, false, &synthetic::opus_payload(60, 1), 2, None);
+        a.on_packet(seq, false, &synthetic::opus_payload(60, 1), (Instant::now(), 2), None);
     }
     let s = a.snapshot();
     assert_eq!((s.packets, s.frames, s.lost, s.bytes), (3, 3, 3, 180));
