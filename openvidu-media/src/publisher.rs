@@ -162,10 +162,10 @@ impl TrackFanout {
         if self.packets.receiver_count() > 0 {
             let _ = self.packets.send(packet.clone());
         }
-        // Told before the keyframe goes out: a request that reaches the control after this one
-        // was made by a receiver that may miss this keyframe, and is not answered by it.
         // Every keyframe's start is kept with the history, for subscribers that come up after it.
         let keyframe_start = self.keyframe_codec.is_some_and(|codec| starts_keyframe(codec, &packet.payload));
+        // Told before the keyframe goes out: a request that reaches the control after this one
+        // was made by a receiver that may miss this keyframe, and is not answered by it.
         if let Some(k) = &self.keyframes
             && keyframe_start
             && k.watching()
