@@ -20,6 +20,7 @@ use rtc::srtp::context::Context;
 
 use crate::endpoint::lock;
 use crate::forward::{Handed, RtpSink, prefetch};
+use crate::seq::is_after;
 use crate::transport::{MediaPath, SendBatch};
 
 /// One subscriber connection's sending: its SRTP context, once the handshake is done, and its
@@ -141,10 +142,7 @@ impl SentCounters {
         let header = &packet.header;
         let in_order = match self.last_frame {
             None => true,
-            Some(_) => {
-                let ahead = header.sequence_number.wrapping_sub(self.last_seq);
-                ahead > 0 && ahead < 1 << 15
-            }
+            Some(_) => is_after(header.sequence_number, self.last_seq),
         };
         if in_order {
             self.ssrc = header.ssrc;

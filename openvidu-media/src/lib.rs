@@ -94,6 +94,7 @@ mod recording;
 mod remote;
 mod router;
 mod sdp;
+mod seq;
 mod subscriber;
 pub mod timer_grid;
 mod transport;

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use rtc::rtp;
 
+use crate::seq::is_after;
+
 /// Packets a track keeps for retransmission (a power of two). 512 packets hold 1.3 s of
 /// 4 Mbit/s video and several seconds at usual bitrates: more than the NACK round trips a
 /// retransmission can still help with, as libwebrtc keeps about one second.
@@ -28,11 +30,6 @@ impl Default for PacketHistory {
     }
 }
 
-/// Whether sequence number `a` comes after `b` (or is `b`), in RTP's wrapping order.
-fn is_at_or_after(a: u16, b: u16) -> bool {
-    a.wrapping_sub(b) < 0x8000
-}
-
 impl PacketHistory {
     /// Keeps `packet`, in place of the one `HISTORY_PACKETS` sequence numbers before it.
     /// `keyframe_at` is when it was forwarded if it starts a keyframe (`None` if it does not).
@@ -40,12 +37,12 @@ impl PacketHistory {
         let seq = packet.header.sequence_number;
         let slot = usize::from(seq) % self.slots.len();
         self.slots[slot] = Some(packet.clone());
-        if self.newest.is_none_or(|newest| is_at_or_after(seq, newest)) {
+        if self.newest.is_none_or(|newest| is_after(seq, newest)) {
             self.newest = Some(seq);
         }
         // A late packet (reordered, retransmitted) does not take an older keyframe's place.
         if let Some(at) = keyframe_at
-            && self.keyframe.is_none_or(|(k, _)| is_at_or_after(seq, k))
+            && self.keyframe.is_none_or(|(k, _)| k == seq || is_after(seq, k))
         {
             self.keyframe = Some((seq, at));
         }

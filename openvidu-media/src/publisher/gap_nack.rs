@@ -16,6 +16,8 @@ use rtc::interceptor::{Interceptor, NackGeneratorBuilder, NackGeneratorIntercept
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 
+use crate::seq::is_after;
+
 /// The crate's NACK generator, timed by the gaps it has to fill (see the module docs).
 pub(crate) struct GapNackGenerator {
     inner: NackGeneratorInterceptor,
@@ -45,10 +47,10 @@ impl GapNackGenerator {
             self.highest.push((ssrc, seq));
             return false;
         };
-        let ahead = seq.wrapping_sub(*highest);
-        if ahead == 0 || ahead >= 0x8000 {
+        if !is_after(seq, *highest) {
             return false;
         }
+        let ahead = seq.wrapping_sub(*highest);
         *highest = seq;
         ahead > 1
     }
